@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.signal import lfilter
 from tqdm.auto import tqdm
 
 from .audio import save_audio
@@ -51,8 +52,13 @@ def _envelope(n, attack, release):
     if r: env[n-r:] = 0.5 + 0.5*np.cos(np.linspace(0, np.pi, r))
     return env
 
+def _resonance(x, freq, bandwidth, sr):
+    "A two-pole resonator (one formant) applied to x."
+    r = np.exp(-np.pi*bandwidth/sr)
+    return lfilter([1 - r], [1, -2*r*np.cos(2*np.pi*freq/sr), r*r], x)
+
 def _voice(rng, sr, n, f0_range):
-    "Voiced syllables: a harmonic source with a falling, wobbling f0, coloured by vowel formants."
+    "Voiced syllables: a glottal sawtooth with a falling, wobbling f0, filtered by three vowel formants."
     y, t = np.zeros(n), 0
     f0_base = rng.uniform(*f0_range)
     while t < n:
@@ -61,13 +67,9 @@ def _voice(rng, sr, n, f0_range):
         if m <= 64: break
         tt = np.arange(m)/sr
         f0 = f0_base*(1 + 0.08*np.sin(2*np.pi*rng.uniform(2, 5)*tt + rng.uniform(0, 6)) - 0.05*tt/tt[-1])
-        phase = 2*np.pi*np.cumsum(f0)/sr
+        glottal = 1 - 2*((np.cumsum(f0)/sr) % 1.0)                 # sawtooth: harmonics falling as 1/h
         formants = VOWEL_FORMANTS[rng.integers(len(VOWEL_FORMANTS))]*rng.uniform(0.9, 1.1)
-        seg = np.zeros(m)
-        for h in range(1, int(0.45*sr/f0.max()) + 1):
-            fh = h*f0.mean()
-            gain = sum(1/(1 + ((fh - F)/(0.06*F + 50))**2) for F in formants) / h**0.5
-            seg += gain*np.sin(h*phase)
+        seg = sum(_resonance(glottal, F, 0.06*F + 50, sr) for F in formants)
         y[t:t+m] += seg*_envelope(m, int(0.02*sr), int(0.04*sr))
         t += m
     return _unit_rms(y + 0.01*rng.standard_normal(n))
@@ -80,11 +82,14 @@ def babble(rng, sr, n):
 
 # %% ../nbs/03_synth.ipynb #c008
 def _shaped_noise(rng, n, sr, lo, hi):
-    "White noise band-limited to [lo, hi] Hz in the frequency domain."
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1/sr)
+    "White noise band-limited to [lo, hi] Hz."
+    return _shaped_noise_like(rng.standard_normal(n), sr, lo, hi)
+
+def _shaped_noise_like(x, sr, lo, hi):
+    "x band-limited to [lo, hi] Hz in the frequency domain."
+    spec = np.fft.rfft(x); f = np.fft.rfftfreq(len(x), 1/sr)
     spec[(f < lo) | (f > hi)] = 0
-    return np.fft.irfft(spec, n)
+    return np.fft.irfft(spec, len(x))
 
 def _events(rng, n, sr, times, make):
     "Add `make(rng)` (a short array) at each time in seconds."
@@ -111,7 +116,7 @@ def engine(rng, sr, n):
     tt = np.arange(n)/sr
     f0 = rng.uniform(25, 60)*(1 + 0.03*np.sin(2*np.pi*rng.uniform(0.05, 0.2)*tt))
     phase = 2*np.pi*np.cumsum(f0)/sr
-    hum = sum(np.sin(h*phase)/h for h in range(1, 25))
+    hum = _shaped_noise_like(1 - 2*((phase/(2*np.pi)) % 1.0), sr, 20, 1500)    # sawtooth, harmonics below 1.5 kHz
     return _unit_rms(hum*(1 + 0.5*np.sin(phase/2)) + 0.5*_unit_rms(_shaped_noise(rng, n, sr, 20, 400)))
 
 def birds(rng, sr, n):
