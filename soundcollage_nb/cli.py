@@ -16,9 +16,11 @@ import soundcollage_nb
 from .core import SoundCollageError
 from .datasets import MANIFEST_KINDS, load_manifest, validate, write_manifest
 from .synth import SynthConfig, write_synth_dataset
+from .preprocess import PreprocessConfig, preprocess_manifest
+from .datasets import folder_manifest, read_manifest
 
 # %% auto #0
-__all__ = ['cmd_manifest', 'cmd_synth', 'write_demo_report', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['cmd_manifest', 'cmd_synth', 'cmd_preprocess', 'write_demo_report', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_manifest(args) -> int:
@@ -43,6 +45,28 @@ def cmd_synth(args) -> int:
     return 0
 
 # %% ../nbs/90_cli.ipynb #c009
+def cmd_preprocess(args) -> int:
+    "Separation -> segmentation -> 64x64 MFCCs for every clip of MANIFEST, written under --out."
+    src = Path(args.manifest)
+    early = pd.DataFrame(columns=["clip_id", "path", "reason"])
+    if src.is_dir(): man, early = validate(folder_manifest(src), progress=False)
+    elif src.is_file(): man = read_manifest(src)
+    else: raise SoundCollageError(f"{src}: no such manifest file or folder")
+    comps = tuple(c.strip() for c in args.components.split(",") if c.strip())
+    if not comps or set(comps) - {"vocal", "background"}:
+        raise SoundCollageError(f"--components must list vocal and/or background, got {args.components!r}")
+    cfg = PreprocessConfig(components=comps, penalty=args.penalty, pad_to=args.pad_to)
+    res = preprocess_manifest(man, args.out, cfg, workers=args.workers, device=args.device,
+                              batch_size=args.batch_size, progress=not args.quiet)
+    if len(early):
+        rejected = pd.concat([early, res.rejected], ignore_index=True)
+        write_manifest(rejected, Path(args.out)/"rejected.csv")
+    else: rejected = res.rejected
+    print(f"{len(res.baseline)} clips -> {len(res.segments)} segments, features {res.features.shape} -> {args.out}; "
+          f"{len(rejected)} rejected")
+    return 0
+
+# %% ../nbs/90_cli.ipynb #c011
 def _class_spectrograms(man:pd.DataFrame, sr:int, path:Path):
     import librosa, librosa.display, matplotlib
     matplotlib.use("Agg")
@@ -86,7 +110,7 @@ def cmd_demo(args) -> int:
     print(f"demo: {len(man)} clips, {len(rejected)} rejected; report -> {report}")
     return 0
 
-# %% ../nbs/90_cli.ipynb #c011
+# %% ../nbs/90_cli.ipynb #c013
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="soundcollage", description="Discover new classes in audio datasets (SoundCollage) and curate audio-text data (CLAP).")
     p.add_argument("--version", action="version", version=f"soundcollage_nb {soundcollage_nb.__version__}")
@@ -113,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_synth)
 
+    pp = sub.add_parser("preprocess", help="separate, segment and compute 64x64 MFCCs for every clip")
+    pp.add_argument("manifest", help="manifest CSV or a folder of audio")
+    pp.add_argument("--out", required=True, help="output folder (segments.csv, features.npy, baseline_*, rejected.csv)")
+    pp.add_argument("--components", default="vocal,background", help="comma-separated: vocal (Comp#1), background (Comp#2)")
+    pp.add_argument("--workers", type=int, default=1, help="CPU worker processes")
+    pp.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    pp.add_argument("--batch-size", type=int, default=8, help="clips separated together")
+    pp.add_argument("--penalty", type=float, default=45.0, help="PELT penalty of the change-point search")
+    pp.add_argument("--pad-to", type=float, default=10.0, help="pad segments, centred, to this many seconds")
+    pp.add_argument("--quiet", action="store_true")
+    pp.set_defaults(func=cmd_preprocess)
+
     d = sub.add_parser("demo", help="run the demo on the built-in synthetic dataset and write a report")
     d.add_argument("--out", default="demo_out", help="folder for the dataset, manifests and report.html")
     d.add_argument("--n", type=int, default=60, help="number of synthetic clips")
@@ -122,8 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 def _check_args(args):
-    for name in ("n", "sr", "workers"):
-        if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1: raise SoundCollageError(f"--{name} must be >= 1")
+    for name in ("n", "sr", "workers", "batch_size"):
+        if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1: raise SoundCollageError(f"--{name.replace('_', '-')} must be >= 1")
     if getattr(args, "min_duration", 0) is not None and getattr(args, "max_duration", None) is not None \
        and not 0 < args.min_duration <= args.max_duration:
         raise SoundCollageError("--min-duration must be > 0 and <= --max-duration")
