@@ -8,7 +8,8 @@ Clips: 10 s made of two consecutive ESC-50 clips from ../shared (real audio), or
   segmentation  librosa tempogram + ruptures KernelCPD    (the same code on both sides)
   features      librosa MFCC 64x64 per segment            vs  batched torch mfcc_64x64_batch
   end-to-end    all of the above per clip                 vs  preprocess_clips (batched) [+ 2 worker processes]
-Prints clips/s per stage, separation parity (SNR of ours vs the reference, both components) and RESULT lines.
+Prints clips/s per stage, separation parity (SNR of ours vs the reference over both components together) and
+RESULT lines.
 """
 import argparse, os, platform, sys, time
 from concurrent.futures import ProcessPoolExecutor
@@ -37,6 +38,11 @@ def load_clips(n):
     pairs = [(files[(2 * i) % len(files)], files[(2 * i + 1) % len(files)]) for i in range(n)]
     clips = [np.concatenate([load_audio(a, SR), load_audio(b, SR)])[: 10 * SR] for a, b in pairs]
     return np.stack([np.pad(c, (0, 10 * SR - len(c))) for c in clips]), "ESC-50 (../shared), two 5 s clips per 10 s clip"
+
+
+def pair_snr(ref_v, ref_b, v, b):
+    "SNR of the separation output (both components together) against the reference, in dB."
+    return snr_db(np.concatenate([ref_v, ref_b]), np.concatenate([v, b]))
 
 
 def timed(fn, *args, **kw):
@@ -87,7 +93,7 @@ def main():
     _, t_ours_sep = timed(lambda: [ours_sep.append(repet_sim_batch(Y[i:i + args.batch_size], SR, device=dev))
                                    for i in range(0, len(Y), args.batch_size)])
     vocal = np.concatenate([s.vocal for s in ours_sep]); background = np.concatenate([s.background for s in ours_sep])
-    snrs = [min(snr_db(rv, vocal[i]), snr_db(rb, background[i])) for i, (rv, rb) in enumerate(ref_sep)]
+    snrs = [pair_snr(rv, rb, vocal[i], background[i]) for i, (rv, rb) in enumerate(ref_sep)]
     sep_ref_cps, sep_ours_cps = nref / t_ref_sep, len(Y) / t_ours_sep
     print(f"separation   reference {sep_ref_cps:7.2f} clips/s   ours {sep_ours_cps:7.2f} clips/s   x{sep_ours_cps / sep_ref_cps:.1f}")
     print(f"             parity on these clips: min {min(snrs):.1f} dB, median {np.median(snrs):.1f} dB")
@@ -126,10 +132,14 @@ def main():
             y = load_audio(f, SR)
             sep = repet_sim_batch(y[None], SR, device=dev)
             rv, rb = librosa_repet_sim(y, SR, width_frames=sep.width_frames)
-            all_snr.append(min(snr_db(rv, sep.vocal[0]), snr_db(rb, sep.background[0])))
-        a = np.array(all_snr)
-        print(f"parity on all {len(a)} ESC-50 clips ({dev.type}): min {a.min():.1f} dB, median {np.median(a):.1f} dB, "
-              f"{(a >= 40).sum()}/{len(a)} >= 40 dB")
+            all_snr.append((pair_snr(rv, rb, sep.vocal[0], sep.background[0]),
+                            snr_db(rv, sep.vocal[0]), snr_db(rb, sep.background[0]), f.name))
+        a = np.array([s[0] for s in all_snr])
+        print(f"parity on all {len(a)} ESC-50 clips ({dev.type}), both components together: min {a.min():.1f} dB, "
+              f"median {np.median(a):.1f} dB, {(a >= 40).sum()}/{len(a)} >= 40 dB")
+        worst = min(all_snr, key=lambda s: min(s[1], s[2]))
+        print(f"  worst single component: {worst[3]} vocal {worst[1]:.1f} dB, background {worst[2]:.1f} dB "
+              f"(a component whose reference is near-silent makes its own SNR meaningless)")
         print(f"RESULT separation_parity_min_db {a.min():.1f}")
     else:
         print(f"RESULT separation_parity_min_db {min(snrs):.1f}")

@@ -18,9 +18,11 @@ from .datasets import MANIFEST_KINDS, load_manifest, validate, write_manifest
 from .synth import SynthConfig, write_synth_dataset
 from .preprocess import PreprocessConfig, preprocess_manifest
 from .datasets import folder_manifest, read_manifest
+from .discovery import SCALES, config_for_scale, discover_tasks
 
 # %% auto #0
-__all__ = ['cmd_manifest', 'cmd_synth', 'cmd_preprocess', 'write_demo_report', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['cmd_manifest', 'cmd_synth', 'cmd_preprocess', 'cmd_discover_tasks', 'write_demo_report', 'cmd_demo', 'build_parser',
+           'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_manifest(args) -> int:
@@ -67,6 +69,24 @@ def cmd_preprocess(args) -> int:
     return 0
 
 # %% ../nbs/90_cli.ipynb #c011
+def cmd_discover_tasks(args) -> int:
+    "Task discovery on a feature store; writes tasks.csv, random_tasks.csv, assignments, top samples."
+    src = Path(args.features)
+    if src.is_dir(): src = src/("baseline_features.npy" if args.baseline else "features.npy")
+    if not src.is_file(): raise SoundCollageError(f"{src}: no such feature file")
+    over = {"n_tasks": args.tasks, "seed": args.seed}
+    if args.steps: over["steps"] = args.steps
+    cfg = config_for_scale(args.scale, **over)
+    if cfg.n_tasks > cfg.d: cfg.d = cfg.n_tasks
+    t0 = time.perf_counter()
+    res = discover_tasks(src, args.out, cfg, device=args.device, progress=not args.quiet,
+                         with_random_baseline=not args.no_random_baseline)
+    rand = f", random tasks {res.random_tasks.as_test.mean():.3f}" if len(res.random_tasks) else ""
+    print(f"{cfg.n_tasks} tasks on {len(res.logits)} samples in {time.perf_counter() - t0:.0f} s: "
+          f"mean AS val {res.tasks.as_val.mean():.3f}, test {res.tasks.as_test.mean():.3f}{rand} -> {args.out}")
+    return 0
+
+# %% ../nbs/90_cli.ipynb #c013
 def _class_spectrograms(man:pd.DataFrame, sr:int, path:Path):
     import librosa, librosa.display, matplotlib
     matplotlib.use("Agg")
@@ -110,7 +130,7 @@ def cmd_demo(args) -> int:
     print(f"demo: {len(man)} clips, {len(rejected)} rejected; report -> {report}")
     return 0
 
-# %% ../nbs/90_cli.ipynb #c013
+# %% ../nbs/90_cli.ipynb #c015
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="soundcollage", description="Discover new classes in audio datasets (SoundCollage) and curate audio-text data (CLAP).")
     p.add_argument("--version", action="version", version=f"soundcollage_nb {soundcollage_nb.__version__}")
@@ -149,6 +169,19 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--quiet", action="store_true")
     pp.set_defaults(func=cmd_preprocess)
 
+    dt = sub.add_parser("discover-tasks", help="discover binary tasks with high agreement score on a feature store")
+    dt.add_argument("features", help="features.npy, or a preprocess output folder")
+    dt.add_argument("--out", required=True, help="output folder")
+    dt.add_argument("--tasks", type=int, default=32, help="number of hyperplane tasks K")
+    dt.add_argument("--scale", default="smoke", choices=sorted(SCALES), help="architectures and steps (see the discovery notebook)")
+    dt.add_argument("--steps", type=int, default=0, help="outer steps (0: the scale's default)")
+    dt.add_argument("--baseline", action="store_true", help="use baseline_features.npy of a preprocess folder")
+    dt.add_argument("--no-random-baseline", action="store_true", help="skip the random-task baseline")
+    dt.add_argument("--seed", type=int, default=0)
+    dt.add_argument("--device", default="auto")
+    dt.add_argument("--quiet", action="store_true")
+    dt.set_defaults(func=cmd_discover_tasks)
+
     d = sub.add_parser("demo", help="run the demo on the built-in synthetic dataset and write a report")
     d.add_argument("--out", default="demo_out", help="folder for the dataset, manifests and report.html")
     d.add_argument("--n", type=int, default=60, help="number of synthetic clips")
@@ -158,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 def _check_args(args):
-    for name in ("n", "sr", "workers", "batch_size"):
+    for name in ("n", "sr", "workers", "batch_size", "tasks"):
         if getattr(args, name, 1) is not None and getattr(args, name, 1) < 1: raise SoundCollageError(f"--{name.replace('_', '-')} must be >= 1")
     if getattr(args, "min_duration", 0) is not None and getattr(args, "max_duration", None) is not None \
        and not 0 < args.min_duration <= args.max_duration:
