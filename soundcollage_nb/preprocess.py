@@ -22,7 +22,7 @@ from .audio import load_audio, save_audio
 from .datasets import read_manifest, write_manifest, REJECTED_COLUMNS
 from .separate import repet_sim_batch
 from .segment import segment_clip
-from .features import mfcc_64x64_batch
+from .features import mfcc_64x64, mfcc_64x64_batch
 
 # %% auto #0
 __all__ = ['PreprocessConfig', 'ClipResult', 'preprocess_clips', 'PreprocessResult', 'preprocess_manifest']
@@ -81,7 +81,9 @@ def preprocess_clips(clips:list, cfg:PreprocessConfig=PreprocessConfig(), device
                                             "audio": comps[i][comp][s:e].astype(np.float32)})
                 padded.append(p); owner.append(i)
         padded.append(_pad_center(clips[i], int(round(cfg.pad_to*cfg.sr)))); owner.append(-1 - i)
-    feats = mfcc_64x64_batch(padded, cfg.sr, device=device)
+    dev = get_device(device)
+    feats = (mfcc_64x64_batch(padded, cfg.sr, device=dev) if dev.type == "cuda"
+             else np.stack([mfcc_64x64(p, cfg.sr) for p in padded]))
     for i in range(len(clips)):
         results[i].features = feats[[k for k, o in enumerate(owner) if o == i]]
         results[i].baseline = feats[owner.index(-1 - i)]
