@@ -165,7 +165,7 @@ class Discovery:
     def state_dict(self) -> dict:
         return {"cfg": asdict(self.cfg), "encoder": self.encoder.state_dict(), "opt": self.opt.state_dict(),
                 "inits": self.inits, "step": self.step, "history": self.history,
-                "rng": torch.get_rng_state(), "np_rng": None}
+                "rng": torch.get_rng_state()}
 
     def load_state_dict(self, sd:dict):
         if sd["cfg"] != asdict(self.cfg): raise SoundCollageError("checkpoint was written with another configuration")
