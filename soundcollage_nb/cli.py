@@ -19,10 +19,12 @@ from .synth import SynthConfig, write_synth_dataset
 from .preprocess import PreprocessConfig, preprocess_manifest
 from .datasets import folder_manifest, read_manifest
 from .discovery import SCALES, config_for_scale, discover_tasks
+from .pipeline import discover
+from .labeling import default_labeler
 
 # %% auto #0
-__all__ = ['cmd_manifest', 'cmd_synth', 'cmd_preprocess', 'cmd_discover_tasks', 'write_demo_report', 'cmd_demo', 'build_parser',
-           'main']
+__all__ = ['cmd_manifest', 'cmd_synth', 'cmd_preprocess', 'cmd_discover_tasks', 'cmd_discover', 'write_demo_report', 'cmd_demo',
+           'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_manifest(args) -> int:
@@ -87,6 +89,20 @@ def cmd_discover_tasks(args) -> int:
     return 0
 
 # %% ../nbs/90_cli.ipynb #c013
+def cmd_discover(args) -> int:
+    "Discover, name and score new classes in SRC; writes tables, collages and report.html under --out."
+    if not Path(args.src).exists(): raise SoundCollageError(f"{args.src}: no such folder or manifest")
+    comps = tuple(c.strip() for c in args.components.split(",") if c.strip())
+    labeler = args.labeler if args.labeler == "ground-truth" else default_labeler(args.labeler)
+    r = discover(args.src, args.out, labeler=labeler, scale=args.scale, components=comps, device=args.device,
+                 n_tasks=args.tasks, workers=args.workers, progress=not args.quiet)
+    t = r["tasks"]
+    print(f"{len(t)} tasks, named with {r['labeler']}: mean clarity {t.clarity.mean():.2f}, mean AS test "
+          f"{t.as_test.mean():.2f}, {int((t.clarity >= 0.5).sum())} with clarity >= 0.5; {len(r['rejected'])} rejected; "
+          f"report -> {Path(args.out)/'report.html'}")
+    return 0
+
+# %% ../nbs/90_cli.ipynb #c015
 def _class_spectrograms(man:pd.DataFrame, sr:int, path:Path):
     import librosa, librosa.display, matplotlib
     matplotlib.use("Agg")
@@ -119,18 +135,24 @@ classes that discovery should find.</p>
     return out/"report.html"
 
 def cmd_demo(args) -> int:
-    "Run the demo on the built-in synthetic dataset and write report.html under --out."
+    "Run the pipeline on the built-in synthetic dataset and write report.html under --out."
     out = Path(args.out); out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     cfg = SynthConfig()
     man = write_synth_dataset(out/"synth", args.n, seed=args.seed, config=cfg, progress=not args.quiet)
-    man, rejected = validate(man, progress=False)
-    write_manifest(man, out/"manifest.csv"); write_manifest(rejected, out/"rejected.csv")
-    report = write_demo_report(man, rejected, out, cfg.sr, time.perf_counter() - t0)
-    print(f"demo: {len(man)} clips, {len(rejected)} rejected; report -> {report}")
+    write_demo_report(man, pd.DataFrame(columns=["clip_id", "path", "reason"]), out, cfg.sr, time.perf_counter() - t0)
+    (out/"report.html").rename(out/"dataset.html")
+    try: labeler, how = default_labeler(), "YAMNet"
+    except SoundCollageError: labeler, how = "ground-truth", "the synthetic dataset's ground truth (no YAMNet could be loaded)"
+    r = discover(man, out, labeler=labeler, scale="smoke", device="auto", progress=not args.quiet)
+    t = r["tasks"]
+    hidden = set(h for hs in man.hidden_labels for h in hs)
+    found = sorted(set(t.best_label[t.clarity >= 0.5]) & hidden)
+    print(f"demo: {len(man)} clips; classes named with {how}; {len(t)} tasks, mean AS test {t.as_test.mean():.2f}; "
+          f"hidden classes recovered with clarity >= 0.5: {found or 'none'}; report -> {out/'report.html'}")
     return 0
 
-# %% ../nbs/90_cli.ipynb #c015
+# %% ../nbs/90_cli.ipynb #c017
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="soundcollage", description="Discover new classes in audio datasets (SoundCollage) and curate audio-text data (CLAP).")
     p.add_argument("--version", action="version", version=f"soundcollage_nb {soundcollage_nb.__version__}")
@@ -182,9 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
     dt.add_argument("--quiet", action="store_true")
     dt.set_defaults(func=cmd_discover_tasks)
 
-    d = sub.add_parser("demo", help="run the demo on the built-in synthetic dataset and write a report")
+    ds = sub.add_parser("discover", help="the whole pipeline: discover, name and score new classes, write report.html")
+    ds.add_argument("src", help="folder of audio or manifest CSV")
+    ds.add_argument("--out", required=True)
+    ds.add_argument("--labeler", default=None, help="yamnet, yamnet-tflite:PATH, yamnet-hub:HANDLE or ground-truth (default: $SOUNDCOLLAGE_YAMNET, else TF-Hub)")
+    ds.add_argument("--scale", default="smoke", choices=sorted(SCALES))
+    ds.add_argument("--components", default="background", help="vocal and/or background")
+    ds.add_argument("--tasks", type=int, default=32)
+    ds.add_argument("--workers", type=int, default=1)
+    ds.add_argument("--device", default="auto")
+    ds.add_argument("--quiet", action="store_true")
+    ds.set_defaults(func=cmd_discover)
+
+    d = sub.add_parser("demo", help="run the pipeline on the built-in synthetic dataset and write a report")
     d.add_argument("--out", default="demo_out", help="folder for the dataset, manifests and report.html")
-    d.add_argument("--n", type=int, default=60, help="number of synthetic clips")
+    d.add_argument("--n", type=int, default=100, help="number of synthetic clips")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)

@@ -74,8 +74,9 @@ def test_synth_is_deterministic(tmp_path):
 
 
 def test_demo_writes_report(tmp_path):
-    r = run("demo", "--out", tmp_path / "demo", "--n", 12, "--quiet")
+    r = run("demo", "--out", tmp_path / "demo", "--n", 40, "--quiet")
     assert r.returncode == 0, r.stderr
     html = (tmp_path / "demo" / "report.html").read_text()
-    assert "Hidden background classes" in html and (tmp_path / "demo" / "classes.png").stat().st_size > 1000
-    assert len(pd.read_csv(tmp_path / "demo" / "manifest.csv")) == 12
+    assert "class=\"card\"" in html and (tmp_path / "demo" / "classes.png").stat().st_size > 1000
+    assert "Hidden background classes" in (tmp_path / "demo" / "dataset.html").read_text()
+    assert len(pd.read_csv(tmp_path / "demo" / "tasks.csv")) == 32
