@@ -21,7 +21,7 @@ from .core import SoundCollageError, AudioLoadError, atomic_write, file_sha256, 
 from .audio import load_audio, save_audio
 from .datasets import read_manifest, write_manifest, REJECTED_COLUMNS
 from .separate import repet_sim_batch
-from .segment import segment_clip
+from .segment import segment_clip, pad_centered
 from .features import mfcc_64x64, mfcc_64x64_batch
 
 # %% auto #0
@@ -54,12 +54,6 @@ class ClipResult:
     width_frames: int = 0                         # REPET-SIM width used (frames)
     width_shrunk: bool = False
 
-def _pad_center(y:np.ndarray, n:int) -> np.ndarray:
-    if len(y) >= n: return y
-    out = np.zeros(n, np.float32); left = (n - len(y))//2
-    out[left:left + len(y)] = y
-    return out
-
 def preprocess_clips(clips:list, cfg:PreprocessConfig=PreprocessConfig(), device="auto") -> list:
     "Pre-process in-memory clips (mono float32 at `cfg.sr`): a `ClipResult` per clip."
     results = [ClipResult() for _ in clips]
@@ -80,7 +74,7 @@ def preprocess_clips(clips:list, cfg:PreprocessConfig=PreprocessConfig(), device
                 results[i].segments.append({"component": comp, "start": s/cfg.sr, "end": e/cfg.sr,
                                             "audio": comps[i][comp][s:e].astype(np.float32)})
                 padded.append(p); owner.append(i)
-        padded.append(_pad_center(clips[i], int(round(cfg.pad_to*cfg.sr)))); owner.append(-1 - i)
+        padded.append(pad_centered(clips[i], int(round(cfg.pad_to*cfg.sr)))[0]); owner.append(-1 - i)
     dev = get_device(device)
     feats = (mfcc_64x64_batch(padded, cfg.sr, device=dev) if dev.type == "cuda"
              else np.stack([mfcc_64x64(p, cfg.sr) for p in padded]))
