@@ -22,17 +22,23 @@ from .labeling import default_labeler, Labeler, GroundTruthLabeler
 from .clarity import clarity_table, task_clarity
 
 # %% auto #0
-__all__ = ['ground_truth_labels', 'write_report', 'discover']
+__all__ = ['SILENCE_DBFS', 'ground_truth_labels', 'write_report', 'discover']
 
 # %% ../nbs/40_pipeline.ipynb #c005
+SILENCE_DBFS = -90.0
+
 def _label_top(top:pd.DataFrame, segments:pd.DataFrame, labeler:Labeler, sr:int=16000, top_k:int=10) -> pd.DataFrame:
     "Top-k labels of every extracted segment: columns task, side, sample, rank, label, score."
     idx = sorted(top["index"].unique())
-    audio = [load_audio(segments.path[i], sr) for i in idx]
+    audio = {i: load_audio(segments.path[i], sr) for i in idx}
+    silent = [i for i in idx if np.abs(audio[i]).max() < 10**(SILENCE_DBFS/20)]
+    sounding = [i for i in idx if i not in set(silent)]
     if isinstance(labeler, GroundTruthLabeler) and len(labeler.labels) == len(segments):
-        labeler = GroundTruthLabeler([labeler.labels[i] for i in idx])     # its labels are per segment
-    lab = labeler.label(audio, sr, top_k=top_k)
-    lab["sample"] = [idx[s] for s in lab["sample"]]
+        labeler = GroundTruthLabeler([labeler.labels[i] for i in sounding])   # its labels are per segment
+    lab = labeler.label([audio[i] for i in sounding], sr, top_k=top_k) if sounding else pd.DataFrame(columns=["sample", "rank", "label", "score"])
+    lab["sample"] = [sounding[s] for s in lab["sample"]]
+    quiet = pd.DataFrame({"sample": silent, "rank": 1, "label": "Silence", "score": 1.0})
+    lab = pd.concat([lab, quiet], ignore_index=True) if len(quiet) else lab
     return top[["task", "side", "index"]].rename(columns={"index": "sample"}).merge(lab, on="sample")
 
 def ground_truth_labels(segments:pd.DataFrame, manifest:pd.DataFrame) -> list:
@@ -41,7 +47,7 @@ def ground_truth_labels(segments:pd.DataFrame, manifest:pd.DataFrame) -> list:
     m = manifest[cols].set_index("clip_id")
     return [list(m.labels[c]) + (list(m.hidden_labels[c]) if "hidden_labels" in m.columns else []) for c in segments.clip_id]
 
-# %% ../nbs/40_pipeline.ipynb #c007
+# %% ../nbs/40_pipeline.ipynb #c008
 def _thumbnail(path:Path, y:np.ndarray, sr:int):
     import librosa, matplotlib
     matplotlib.use("Agg")
@@ -82,7 +88,7 @@ sortBy('clarity');</script></body></html>"""
     with atomic_write(out/"report.html") as tmp: tmp.write_text(page)
     return out/"report.html"
 
-# %% ../nbs/40_pipeline.ipynb #c009
+# %% ../nbs/40_pipeline.ipynb #c010
 def _slug(s:str) -> str: return "".join(c if c.isalnum() else "_" for c in s).strip("_")[:60] or "unnamed"
 
 def discover(manifest, out, labeler=None, scale:str="smoke", components=("background",), device:str="auto",
