@@ -6,7 +6,7 @@ Docs: https://github.com/soundcollage-nb/soundcollage_nb/audio.html.md"""
 
 # %% ../nbs/01_audio.ipynb #c002
 from __future__ import annotations
-import re
+import re, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +100,7 @@ def save_audio(path, y:np.ndarray, sr:int, subtype:str=None):
     subtype = subtype or {"OGG": "VORBIS", "MP3": "MPEG_LAYER_III"}.get(fmt)
     is_int = (subtype or sf.default_subtype(fmt) or "").startswith("PCM")
     if is_int and np.abs(y).max() > 1.0:
-        import warnings; warnings.warn(f"{path}: samples beyond [-1, 1] are clipped")
+        warnings.warn(f"{path}: samples beyond [-1, 1] are clipped")
         y = np.clip(y, -1.0, 1.0)
     data = y if y.ndim == 1 else y.T
     with atomic_write(path) as tmp:

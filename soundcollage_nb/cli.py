@@ -17,7 +17,7 @@ from .core import SoundCollageError
 from .datasets import MANIFEST_KINDS, load_manifest, validate, write_manifest
 from .synth import SynthConfig, write_synth_dataset
 from .preprocess import PreprocessConfig, preprocess_manifest
-from .datasets import folder_manifest, read_manifest
+from .datasets import manifest_from
 from .discovery import SCALES, config_for_scale, discover_tasks
 from .pipeline import discover
 from .labeling import default_labeler
@@ -51,11 +51,7 @@ def cmd_synth(args) -> int:
 # %% ../nbs/90_cli.ipynb #c009
 def cmd_preprocess(args) -> int:
     "Separation -> segmentation -> 64x64 MFCCs for every clip of MANIFEST, written under --out."
-    src = Path(args.manifest)
-    early = pd.DataFrame(columns=["clip_id", "path", "reason"])
-    if src.is_dir(): man, early = validate(folder_manifest(src), progress=False)
-    elif src.is_file(): man = read_manifest(src)
-    else: raise SoundCollageError(f"{src}: no such manifest file or folder")
+    man, early = manifest_from(args.manifest)
     comps = tuple(c.strip() for c in args.components.split(",") if c.strip())
     if not comps or set(comps) - {"vocal", "background"}:
         raise SoundCollageError(f"--components must list vocal and/or background, got {args.components!r}")
@@ -117,8 +113,8 @@ def _class_spectrograms(man:pd.DataFrame, sr:int, path:Path):
         ax.set_title(f"{c}\n({row.labels[0]}, {row.snr_db:.0f} dB)", fontsize=9); ax.label_outer()
     fig.tight_layout(); fig.savefig(path, dpi=90); plt.close(fig)
 
-def write_demo_report(man:pd.DataFrame, rejected:pd.DataFrame, out:Path, sr:int, seconds:float) -> Path:
-    "report.html: counts of hidden classes per given label, one spectrogram per hidden class."
+def write_demo_report(man:pd.DataFrame, rejected:pd.DataFrame, out:Path, sr:int, seconds:float, name:str="dataset.html") -> Path:
+    "A page (`name`) with the counts of hidden classes per given label and one spectrogram per hidden class."
     counts = pd.crosstab(man.labels.map(lambda l: l[0]), man.hidden_labels.map(lambda h: ", ".join(h)))
     _class_spectrograms(man, sr, out/"classes.png")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>soundcollage demo</title>
@@ -131,8 +127,8 @@ classes that discovery should find.</p>
 <h2>Hidden background classes per given label</h2>{counts.to_html()}
 <h2>One clip per hidden class</h2><img src="classes.png" style="max-width:100%">
 </body></html>"""
-    (out/"report.html").write_text(page)
-    return out/"report.html"
+    (out/name).write_text(page)
+    return out/name
 
 def cmd_demo(args) -> int:
     "Run the pipeline on the built-in synthetic dataset and write report.html under --out."
@@ -141,7 +137,6 @@ def cmd_demo(args) -> int:
     cfg = SynthConfig()
     man = write_synth_dataset(out/"synth", args.n, seed=args.seed, config=cfg, progress=not args.quiet)
     write_demo_report(man, pd.DataFrame(columns=["clip_id", "path", "reason"]), out, cfg.sr, time.perf_counter() - t0)
-    (out/"report.html").rename(out/"dataset.html")
     try: labeler, how = default_labeler(), "YAMNet"
     except SoundCollageError: labeler, how = "ground-truth", "the synthetic dataset's ground truth (no YAMNet could be loaded)"
     r = discover(man, out, labeler=labeler, scale="smoke", device="auto", progress=not args.quiet)

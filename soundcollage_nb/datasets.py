@@ -22,7 +22,7 @@ __all__ = ['MANIFEST_COLUMNS', 'DIGIT_NAMES', 'MANIFEST_KINDS', 'REJECTED_COLUMN
            'write_manifest', 'read_manifest', 'folder_manifest', 'esc50_manifest', 'urbansound8k_manifest',
            'tut17_manifest', 'fsd50k_manifest', 'load_ontology', 'audioset_manifest', 'fsdd_manifest',
            'audiocaps_manifest', 'clotho_manifest', 'caption_manifest', 'load_manifest', 'check_clip', 'validate',
-           'download_dataset']
+           'manifest_from', 'download_dataset']
 
 # %% ../nbs/02_datasets.ipynb #c005
 MANIFEST_COLUMNS = ["clip_id", "path", "offset", "duration", "labels", "fold", "split", "caption", "source"]
@@ -268,7 +268,17 @@ def validate(manifest:pd.DataFrame, min_duration:float=0.1, allow_silent:bool=Fa
                              "reason": [r for r in reasons if r is not None]}, columns=REJECTED_COLUMNS)
     return manifest[~bad].reset_index(drop=True), rejected
 
-# %% ../nbs/02_datasets.ipynb #c044
+# %% ../nbs/02_datasets.ipynb #c038
+def manifest_from(src) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "(manifest, rejected) from a manifest DataFrame, a manifest CSV, or a folder of audio (validated)."
+    none = pd.DataFrame(columns=REJECTED_COLUMNS)
+    if isinstance(src, pd.DataFrame): return src, none
+    src = Path(src)
+    if src.is_dir(): return validate(folder_manifest(src), progress=False)
+    if src.is_file(): return read_manifest(src), none
+    raise SoundCollageError(f"{src}: no such manifest file or folder")
+
+# %% ../nbs/02_datasets.ipynb #c046
 SOUNDATA_NAMES = {"esc50": "esc50", "urbansound8k": "urbansound8k", "fsd50k": "fsd50k"}
 
 def download_dataset(name:str, data_home, force_overwrite:bool=False) -> Path:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .core import SoundCollageError, atomic_write
 from .audio import load_audio
-from .datasets import read_manifest, write_manifest, folder_manifest, validate
+from .datasets import write_manifest, manifest_from
 from .preprocess import PreprocessConfig, preprocess_manifest
 from .discovery import config_for_scale, discover_tasks
 from .labeling import default_labeler, Labeler, GroundTruthLabeler
@@ -95,10 +95,7 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
              n_tasks:int=32, workers:int=1, progress:bool=True, **discovery_overrides) -> dict:
     "The whole SoundCollage pipeline on a manifest (DataFrame, CSV or folder); returns the written tables."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    early = pd.DataFrame(columns=["clip_id", "path", "reason"])
-    if isinstance(manifest, pd.DataFrame): man = manifest
-    elif Path(manifest).is_dir(): man, early = validate(folder_manifest(manifest), progress=False)
-    else: man = read_manifest(manifest)
+    man, early = manifest_from(manifest)
     pre = preprocess_manifest(man, out/"preprocess", PreprocessConfig(components=tuple(components)),
                               workers=workers, device=device, progress=progress)
     rejected = pd.concat([early, pre.rejected], ignore_index=True)
