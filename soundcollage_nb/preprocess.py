@@ -96,17 +96,19 @@ def _load_row(row, sr):
 
 def _write_clip(out:Path, clip_id:str, res:ClipResult, cfg:PreprocessConfig, cache_file:Path):
     "Segment audio first, then the cache file: its existence means the clip is finished."
-    paths = []
+    paths, gains = [], []
     for k, s in enumerate(res.segments):
         p = out/"segments"/s["component"]/f"{_safe(clip_id)}_{k:03d}.flac"
         p.parent.mkdir(parents=True, exist_ok=True)
-        save_audio(p, s["audio"], cfg.sr) if len(s["audio"]) else None
+        peak = float(np.abs(s["audio"]).max()) if len(s["audio"]) else 0.0
+        gains.append(min(1.0, 0.999/peak) if peak > 0 else 1.0)   # a separated component can exceed full scale
+        save_audio(p, s["audio"]*gains[-1], cfg.sr) if len(s["audio"]) else None
         paths.append(str(p.resolve()))
     with atomic_write(cache_file, suffix=".npz") as tmp:
         np.savez(tmp, features=res.features, baseline=res.baseline, paths=np.array(paths),
                  component=np.array([s["component"] for s in res.segments]),
                  start=np.array([s["start"] for s in res.segments]), end=np.array([s["end"] for s in res.segments]),
-                 width=np.array([res.width_frames, int(res.width_shrunk)]))
+                 width=np.array([res.width_frames, int(res.width_shrunk)]), gain=np.array(gains, dtype=np.float64))
 
 def _process_chunk(rows:list, out:str, cfg:PreprocessConfig, device:str, threads:int) -> list:
     "Worker: load, pre-process and write a chunk of manifest rows; returns [(clip_id, path, reason)] rejects."
@@ -154,14 +156,14 @@ def _assemble(manifest:pd.DataFrame, out:Path, cfg:PreprocessConfig, rejected:li
         for k in range(len(z["paths"])):
             seg_rows.append({"seg_id": f"{row.clip_id}/{z['component'][k]}/{k:03d}", "clip_id": row.clip_id,
                              "component": str(z["component"][k]), "start": float(z["start"][k]), "end": float(z["end"][k]),
-                             "path": str(z["paths"][k]), "labels": list(row.labels)})
+                             "path": str(z["paths"][k]), "gain": float(z["gain"][k]), "labels": list(row.labels)})
         feats.append(z["features"]); base_feats.append(z["baseline"][None])
         base_rows.append({"clip_id": row.clip_id, "path": row.path, "labels": list(row.labels),
                           "width_frames": int(z["width"][0]), "width_shrunk": bool(z["width"][1])})
     dtype = np.dtype(cfg.feature_dtype)
     F = np.concatenate(feats).astype(dtype) if feats else np.zeros((0, 64, 64), dtype)
     B = np.concatenate(base_feats).astype(dtype) if base_feats else np.zeros((0, 64, 64), dtype)
-    segments = pd.DataFrame(seg_rows, columns=["seg_id", "clip_id", "component", "start", "end", "path", "labels"])
+    segments = pd.DataFrame(seg_rows, columns=["seg_id", "clip_id", "component", "start", "end", "path", "gain", "labels"])
     baseline = pd.DataFrame(base_rows, columns=["clip_id", "path", "labels", "width_frames", "width_shrunk"])
     rej = pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
     write_manifest(segments, out/"segments.csv"); write_manifest(baseline, out/"baseline.csv"); write_manifest(rej, out/"rejected.csv")
