@@ -19,18 +19,27 @@ from .datasets import write_manifest, manifest_from
 from .preprocess import PreprocessConfig, preprocess_manifest
 from .discovery import config_for_scale, discover_tasks
 from .labeling import default_labeler, Labeler, GroundTruthLabeler
-from .clarity import clarity_table, task_clarity
+from .clarity import clarity_table, task_clarity, clarity_summary
+from .downstream import downstream_cv
 
 # %% auto #0
-__all__ = ['SILENCE_DBFS', 'ground_truth_labels', 'write_report', 'discover']
+__all__ = ['SILENCE_DBFS', 'ground_truth_labels', 'write_report', 'name_tasks', 'recovered_classes', 'clearest_class_downstream',
+           'discover']
 
 # %% ../nbs/40_pipeline.ipynb #c005
 SILENCE_DBFS = -90.0
 
+def _load_item(row, sr:int) -> np.ndarray:
+    "Audio of a segment (its own file) or of a baseline clip (its manifest offset / duration)."
+    off = row.get("offset", 0.0); dur = row.get("duration", None)
+    off = 0.0 if off is None or pd.isna(off) else float(off)
+    dur = None if dur is None or pd.isna(dur) else float(dur)
+    return load_audio(row["path"], sr, offset=off, duration=dur)
+
 def _label_top(top:pd.DataFrame, segments:pd.DataFrame, labeler:Labeler, sr:int=16000, top_k:int=10) -> pd.DataFrame:
     "Top-k labels of every extracted segment: columns task, side, sample, rank, label, score."
     idx = sorted(top["index"].unique())
-    audio = {i: load_audio(segments.path[i], sr) for i in idx}
+    audio = {i: _load_item(segments.iloc[i], sr) for i in idx}
     silent = [i for i in idx if np.abs(audio[i]).max() < 10**(SILENCE_DBFS/20)]
     sounding = [i for i in idx if i not in set(silent)]
     if isinstance(labeler, GroundTruthLabeler) and len(labeler.labels) == len(segments):
@@ -57,7 +66,7 @@ def _thumbnail(path:Path, y:np.ndarray, sr:int):
     ax.imshow(S, origin="lower", aspect="auto", cmap="magma"); fig.savefig(path); plt.close(fig)
 
 def write_report(out:Path, tasks:pd.DataFrame, top:pd.DataFrame, segments:pd.DataFrame, n_show:int=5,
-                 title:str="SoundCollage: discovered classes") -> Path:
+                 title:str="SoundCollage: discovered classes", summary:pd.DataFrame=None) -> Path:
     "report.html with one card per task; audio copied to collages/, thumbnails to thumbs/."
     (out/"thumbs").mkdir(parents=True, exist_ok=True)
     cards = []
@@ -79,8 +88,9 @@ def write_report(out:Path, tasks:pd.DataFrame, top:pd.DataFrame, segments:pd.Dat
                      f'AS test {t.as_test:.2f} (val {t.as_val:.2f})</p><div class="items">{"".join(items)}</div></section>')
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>
 body{{font-family:sans-serif;margin:1.5em}} .card{{border:1px solid #ccc;border-radius:6px;padding:.6em;margin:.6em 0}}
-.items{{display:flex;flex-wrap:wrap;gap:.5em}} figure{{margin:0;width:170px;font-size:11px}} audio{{width:165px}}
+.items{{display:flex;flex-wrap:wrap;gap:.5em}} table{{border-collapse:collapse;font-size:12px}} td,th{{border:1px solid #ccc;padding:2px 6px}} figure{{margin:0;width:170px;font-size:11px}} audio{{width:165px}}
 h2{{margin:.1em 0;font-size:1.1em}}</style></head><body><h1>{html.escape(title)}</h1>
+{"" if summary is None else "<h2>Summary</h2>" + summary.to_html(index=False, float_format=lambda v: f"{v:.3f}")}
 <p>{len(tasks)} discovered tasks. Sort by <button onclick="sortBy('clarity')">clarity</button>
 <button onclick="sortBy('as')">AS</button></p><div id="cards">{"".join(cards)}</div>
 <script>function sortBy(k){{const c=document.getElementById('cards');[...c.children].sort((a,b)=>b.dataset[k]-a.dataset[k]).forEach(e=>c.appendChild(e));}}
@@ -91,44 +101,118 @@ sortBy('clarity');</script></body></html>"""
 # %% ../nbs/40_pipeline.ipynb #c010
 def _slug(s:str) -> str: return "".join(c if c.isalnum() else "_" for c in s).strip("_")[:60] or "unnamed"
 
-def discover(manifest, out, labeler=None, scale:str="smoke", components=("background",), device:str="auto",
-             n_tasks:int=32, workers:int=1, progress:bool=True, **discovery_overrides) -> dict:
-    "The whole SoundCollage pipeline on a manifest (DataFrame, CSV or folder); returns the written tables."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    man, early = manifest_from(manifest)
-    pre = preprocess_manifest(man, out/"preprocess", PreprocessConfig(components=tuple(components)),
-                              workers=workers, device=device, progress=progress)
-    rejected = pd.concat([early, pre.rejected], ignore_index=True)
-    write_manifest(rejected, out/"rejected.csv")
-    segments = pre.segments.reset_index(drop=True)
-    cfg = config_for_scale(scale, n_tasks=n_tasks, d=max(n_tasks, 32), **discovery_overrides)
-    n_train = int(round(cfg.split[0]*len(segments)))
-    if cfg.batch_size + cfg.heldout_size > n_train:          # a small dataset: smaller meta-batches, said aloud
-        cfg.batch_size = cfg.heldout_size = max(2, n_train//2)
-        print(f"discover: only {n_train} training segments; meta-batches shrunk to {cfg.batch_size}")
-    res = discover_tasks(pre.features, out/"tasks", cfg, device=device, progress=progress)
-    if isinstance(labeler, str) and labeler == "ground-truth":
-        labeler = default_labeler("ground-truth", labels=ground_truth_labels(segments, man))
-    elif not isinstance(labeler, Labeler): labeler = default_labeler(labeler)
-    labels = _label_top(res.top, segments, labeler)
+def name_tasks(res, items:pd.DataFrame, labeler:Labeler) -> tuple:
+    "Label the top samples of each discovered task: (tasks with best_label/clarity/side/name, labels, clarity table)."
+    labels = _label_top(res.top, items, labeler)
     table = clarity_table(labels)
-    best = task_clarity(table)
-    tasks = res.tasks.merge(best, on="task", how="left")
+    tasks = res.tasks.merge(task_clarity(table), on="task", how="left")
     tasks["name"] = [f"{_slug(str(b))}_t{t:02d}" for t, b in zip(tasks.task, tasks.best_label)]
-    # sound collages: the top segments of each task's named side, copied under collages/<name>/
+    return tasks, labels, table
+
+def _side(t) -> int: return 1 if pd.isna(t.side) else int(t.side)
+
+# %% ../nbs/40_pipeline.ipynb #c012
+def recovered_classes(table:pd.DataFrame,     # `clarity_table` output
+                      classes,                # the hidden classes to look for
+                      min_clarity:float=0.5,  # the paper's threshold for a clear class
+                     ) -> list:
+    "Hidden classes with clarity >= min_clarity in at least one task, sorted."
+    hits = table[(table.clarity >= min_clarity) & table.label.isin(set(classes))]
+    return sorted(set(hits.label))
+
+# %% ../nbs/40_pipeline.ipynb #c015
+def clearest_class_downstream(tasks:pd.DataFrame, items:pd.DataFrame, assignments:np.ndarray, sr:int=16000,
+                              n_per_class:int=100, seed:int=0) -> pd.DataFrame:
+    "Table IV for the highest-clarity non-Silence task: one row of mean/std metrics (empty if not possible)."
+    cand = tasks[tasks.best_label != "Silence"].sort_values(["clarity", "as_test"], ascending=False)
+    if cand.empty: return pd.DataFrame()
+    t = cand.iloc[0]
+    member = assignments[:, int(t.task)] == _side(t)
+    rng = np.random.default_rng(seed)
+    pos = rng.permutation(np.flatnonzero(member))[:n_per_class]
+    neg = rng.permutation(np.flatnonzero(~member))[:n_per_class]
+    if min(len(pos), len(neg)) < 5: return pd.DataFrame()
+    clip = lambda ix: [_load_item(items.iloc[i], sr) for i in ix]
+    r = downstream_cv(clip(pos), clip(neg), n_per_class=n_per_class, seed=seed)
+    return pd.DataFrame([{"task": int(t.task), "label": t.best_label, "clarity": t.clarity,
+                          **{k: v for k, v in r.items() if k != "per_fold"}}])
+
+# %% ../nbs/40_pipeline.ipynb #c017
+def _summary_row(run:str, tasks:pd.DataFrame, labels:pd.DataFrame, table:pd.DataFrame, n_items:int, hidden:set) -> dict:
+    s = clarity_summary(tasks[["task"]], labels).iloc[0].to_dict()
+    s.pop("dataset", None)
+    found = recovered_classes(table, hidden) if hidden else []
+    return {"run": run, "n_items": n_items, "as_test_mean": float(tasks.as_test.mean()), "as_test_std": float(tasks.as_test.std(ddof=0)),
+            **s, "n_clear_tasks": int((tasks.clarity >= 0.5).sum()), "n_hidden": len(hidden),
+            "hidden_recovered": len(found), "hidden_recovered_classes": ";".join(found)}
+
+def _fit_batches(cfg, n_items:int, what:str="segments"):
+    "Shrink the meta-batches of a small dataset (said aloud): both must fit in the training split."
+    n_train = int(round(cfg.split[0]*n_items))
+    if cfg.batch_size + cfg.heldout_size > n_train:
+        cfg.batch_size = cfg.heldout_size = max(2, n_train//2)
+        print(f"discover: only {n_train} training {what}; meta-batches shrunk to {cfg.batch_size}")
+    return cfg
+
+def _write_tables(out:Path, **tables):
+    out.mkdir(parents=True, exist_ok=True)
+    for name, df in tables.items():
+        with atomic_write(out/f"{name}.csv") as tmp: df.to_csv(tmp, index=False)
+
+def _collages(out:Path, tasks:pd.DataFrame, top:pd.DataFrame, segments:pd.DataFrame):
+    "Copy the top segments of each task's named side under collages/<name>/; records collage_path."
     segments["collage_path"] = None
     for t in tasks.itertuples(index=False):
-        side = 1 if pd.isna(t.side) else int(t.side)
-        for r in res.top[(res.top.task == t.task) & (res.top.side == side)].itertuples(index=False):
+        for r in top[(top.task == t.task) & (top.side == _side(t))].itertuples(index=False):
             dst = out/"collages"/t.name/f"{r.rank:02d}_{Path(segments.path[r.index]).name}"
             dst.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(segments.path[r.index], dst)
             if segments.collage_path[r.index] is None: segments.loc[r.index, "collage_path"] = str(dst)
+
+def discover(manifest, out, labeler=None, scale:str="smoke", components=("background",), device:str="auto",
+             n_tasks:int=32, workers:int=1, progress:bool=True, baseline:bool=True, downstream:bool=True,
+             preprocess_dir=None, preprocess_components=None, n_random:int=8, **discovery_overrides) -> dict:
+    "The whole SoundCollage pipeline on a manifest (DataFrame, CSV or folder); returns the written tables."
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    man, early = manifest_from(manifest)
+    pre = preprocess_manifest(man, preprocess_dir or out/"preprocess", PreprocessConfig(components=tuple(preprocess_components or components)),
+                              workers=workers, device=device, progress=progress)
+    rejected = pd.concat([early, pre.rejected], ignore_index=True)
+    write_manifest(rejected, out/"rejected.csv")
+    keep = pre.segments.component.isin(components).to_numpy()     # a shared pre-processing may hold more components
+    segments, features = pre.segments[keep].reset_index(drop=True), pre.features[keep]
+    config = lambda n_items, what: _fit_batches(config_for_scale(scale, n_tasks=n_tasks, d=max(n_tasks, 32), **discovery_overrides), n_items, what)
+    ground_truth = isinstance(labeler, str) and labeler == "ground-truth"
+    if not ground_truth and not isinstance(labeler, Labeler): labeler = default_labeler(labeler)
+    labeler_for = lambda items: default_labeler("ground-truth", labels=ground_truth_labels(items, man)) if ground_truth else labeler
+    hidden = set(h for hs in man.hidden_labels for h in hs) if "hidden_labels" in man.columns else set()
+
+    res = discover_tasks(features, out/"tasks", config(len(segments), "segments"), device=device, progress=progress, n_random=n_random)
+    tasks, labels, table = name_tasks(res, segments, labeler_for(segments))
+    _collages(out, tasks, res.top, segments)
     relabelled = segments.copy()
-    relabelled["discovered"] = [[tasks.name[k] for k in range(len(tasks)) if res.assignments[i, tasks.task[k]] == (1 if pd.isna(tasks.side[k]) else int(tasks.side[k]))]
+    relabelled["discovered"] = [[tasks.name[k] for k in range(len(tasks)) if res.assignments[i, tasks.task[k]] == _side(tasks.iloc[k])]
                                 for i in range(len(segments))]
-    for name, df in [("tasks.csv", tasks), ("labels.csv", labels), ("clarity.csv", table)]:
-        with atomic_write(out/name) as tmp: df.to_csv(tmp, index=False)
+    summary = [_summary_row("soundcollage", tasks, labels, table, len(segments), hidden)]
+    _write_tables(out, tasks=tasks, labels=labels, clarity=table)
     write_manifest(relabelled.drop(columns="collage_path"), out/"relabelled.csv")
-    write_report(out, tasks.sort_values("clarity", ascending=False), res.top, segments)
-    return {"tasks": tasks, "labels": labels, "clarity": table, "relabelled": relabelled, "rejected": rejected,
-            "labeler": type(labeler).__name__}
+    result = {"tasks": tasks, "labels": labels, "clarity": table, "relabelled": relabelled, "rejected": rejected,
+              "labeler": type(labeler_for(segments)).__name__}
+    if baseline and len(pre.baseline) >= 8:
+        items = pre.baseline.merge(man[["clip_id", "offset", "duration"]], on="clip_id", how="left")
+        bres = discover_tasks(pre.baseline_features, out/"baseline"/"tasks", config(len(items), "baseline clips"), device=device,
+                              progress=progress, n_random=n_random)
+        btasks, blabels, btable = name_tasks(bres, items, labeler_for(items))
+        _write_tables(out/"baseline", tasks=btasks, labels=blabels, clarity=btable)
+        write_manifest(items, out/"baseline"/"items.csv")
+        if downstream:
+            result["baseline_downstream"] = clearest_class_downstream(btasks, items, bres.assignments)
+            _write_tables(out/"baseline", downstream=result["baseline_downstream"])
+        summary.append(_summary_row("baseline", btasks, blabels, btable, len(items), hidden))
+        result.update(baseline_tasks=btasks, baseline_clarity=btable)
+    if downstream:
+        result["downstream"] = clearest_class_downstream(tasks, segments, res.assignments)
+        _write_tables(out, downstream=result["downstream"])
+    result["summary"] = pd.DataFrame(summary)
+    _write_tables(out, summary=result["summary"])
+    write_report(out, tasks.sort_values("clarity", ascending=False), res.top, segments, summary=result["summary"])
+    return result
