@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 EXTRAS ?= dev
 STAMP := $(VENV)/.installed-$(EXTRAS)
 
-.PHONY: install demo test nbtest pytest export clean-nbs readme
+SCALE ?= smoke
+FIGURES ?= figures
+
+.PHONY: install demo test nbtest pytest papertest paper export clean-nbs readme
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,13 +23,24 @@ install: $(STAMP)
 demo: install
 	$(BIN)/soundcollage demo --out demo_out
 
-test: install nbtest pytest
+test: install nbtest pytest papertest
 
+# Two notebooks run at once on a 2-core machine: one BLAS/OpenMP thread each (oversubscribed torch threads
+# made the discovery notebooks 3-6x slower).
 nbtest: install
-	$(BIN)/nbdev-test --n-workers 2 --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev-test --n-workers 2 --timing
 
 pytest: install
 	$(BIN)/python -m pytest -q
+
+# Every paper notebook at smoke scale, into build/ (the committed figures/ are not touched).
+papertest: install
+	rm -rf build/paper-smoke
+	$(BIN)/soundcollage paper --scale smoke --figures build/paper-smoke --runs build/paper-smoke/runs
+
+# Regenerate the papers' tables and figures: make paper SCALE=smoke|mini|full [FIGURES=figures]
+paper: install
+	$(BIN)/soundcollage paper --scale $(SCALE) --figures $(FIGURES) --runs runs
 
 export: install
 	$(BIN)/nbdev-export

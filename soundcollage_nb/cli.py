@@ -24,7 +24,7 @@ from .labeling import default_labeler
 
 # %% auto #0
 __all__ = ['cmd_manifest', 'cmd_synth', 'cmd_preprocess', 'cmd_discover_tasks', 'cmd_discover', 'write_demo_report', 'cmd_demo',
-           'build_parser', 'main']
+           'cmd_paper', 'build_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #c005
 def cmd_manifest(args) -> int:
@@ -91,12 +91,17 @@ def cmd_discover(args) -> int:
     comps = tuple(c.strip() for c in args.components.split(",") if c.strip())
     labeler = args.labeler if args.labeler == "ground-truth" else default_labeler(args.labeler)
     r = discover(args.src, args.out, labeler=labeler, scale=args.scale, components=comps, device=args.device,
-                 n_tasks=args.tasks, workers=args.workers, progress=not args.quiet)
-    t = r["tasks"]
-    print(f"{len(t)} tasks, named with {r['labeler']}: mean clarity {t.clarity.mean():.2f}, mean AS test "
-          f"{t.as_test.mean():.2f}, {int((t.clarity >= 0.5).sum())} with clarity >= 0.5; {len(r['rejected'])} rejected; "
-          f"report -> {Path(args.out)/'report.html'}")
+                 n_tasks=args.tasks, workers=args.workers, progress=not args.quiet, baseline=not args.no_baseline)
+    print(f"named with {r['labeler']}; {len(r['rejected'])} rejected; report -> {Path(args.out)/'report.html'}")
+    _print_summary(r["summary"])
     return 0
+
+def _print_summary(summary:pd.DataFrame):
+    for s in summary.itertuples(index=False):
+        found = f"; hidden classes recovered (clarity >= 0.5): {s.hidden_recovered}/{s.n_hidden} {s.hidden_recovered_classes or ''}" if s.n_hidden else ""
+        print(f"  {s.run:>12}: {s.n_tasks} tasks on {s.n_items} items, AS test {s.as_test_mean:.2f}, clarity "
+              f"{s.clarity_mean:.2f} ± {s.clarity_std:.2f}, {s.n_clear_tasks} tasks with clarity >= 0.5, "
+              f"Silence {s.silence_share:.0%}, {s.n_classes} classes{found}")
 
 # %% ../nbs/90_cli.ipynb #c015
 def _class_spectrograms(man:pd.DataFrame, sr:int, path:Path):
@@ -140,14 +145,24 @@ def cmd_demo(args) -> int:
     try: labeler, how = default_labeler(), "YAMNet"
     except SoundCollageError: labeler, how = "ground-truth", "the synthetic dataset's ground truth (no YAMNet could be loaded)"
     r = discover(man, out, labeler=labeler, scale="smoke", device="auto", progress=not args.quiet)
-    t = r["tasks"]
-    hidden = set(h for hs in man.hidden_labels for h in hs)
-    found = sorted(set(t.best_label[t.clarity >= 0.5]) & hidden)
-    print(f"demo: {len(man)} clips; classes named with {how}; {len(t)} tasks, mean AS test {t.as_test.mean():.2f}; "
-          f"hidden classes recovered with clarity >= 0.5: {found or 'none'}; report -> {out/'report.html'}")
+    print(f"demo: {len(man)} clips; classes named with {how}; report -> {out/'report.html'}")
+    _print_summary(r["summary"])
     return 0
 
 # %% ../nbs/90_cli.ipynb #c017
+def cmd_paper(args) -> int:
+    "Regenerate the papers' tables and figures at a scale with papermill."
+    from soundcollage_nb.papers import run_papers
+    papers = [p.strip() for p in args.papers.split(",") if p.strip()]
+    only = [o.strip() for o in args.only.split(",") if o.strip()] if args.only else None
+    params = {"seeds": [int(x) for x in args.seeds.split(",")]} if args.seeds else {}
+    idx = run_papers(args.scale, args.figures, args.runs, papers=papers, device=args.device, only=only,
+                     parameters=params, progress=not args.quiet)
+    print(f"{idx.artefact.nunique()} artefacts from {idx.notebook.nunique()} notebooks at scale {args.scale}; "
+          f"index -> {Path(args.figures)/'INDEX.md'}")
+    return 0
+
+# %% ../nbs/90_cli.ipynb #c019
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="soundcollage", description="Discover new classes in audio datasets (SoundCollage) and curate audio-text data (CLAP).")
     p.add_argument("--version", action="version", version=f"soundcollage_nb {soundcollage_nb.__version__}")
@@ -208,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--tasks", type=int, default=32)
     ds.add_argument("--workers", type=int, default=1)
     ds.add_argument("--device", default="auto")
+    ds.add_argument("--no-baseline", action="store_true", help="skip the un-preprocessed baseline run (whole-clip MFCCs)")
     ds.add_argument("--quiet", action="store_true")
     ds.set_defaults(func=cmd_discover)
 
@@ -217,7 +233,25 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    pa = sub.add_parser("paper", help="regenerate the papers' tables and figures with papermill")
+    pa.add_argument("--scale", default="smoke", choices=["smoke", "mini", "full"])
+    pa.add_argument("--figures", default="figures", help="output folder: <paper>/ tables and figures, executed/, INDEX.md")
+    pa.add_argument("--runs", default="runs", help="cache of experiments shared by the notebooks (runs/<scale>/)")
+    pa.add_argument("--papers", default="soundcollage,clap_curation", help="comma-separated: soundcollage, clap_curation")
+    pa.add_argument("--only", default=None, help="comma-separated notebook names (default: all)")
+    pa.add_argument("--seeds", default=None, help="comma-separated seeds (default: each notebook's own)")
+    pa.add_argument("--device", default="auto")
+    pa.add_argument("--quiet", action="store_true")
+    pa.set_defaults(func=cmd_paper)
+    for add in _extra_commands(): add(sub)
     return p
+
+def _extra_commands() -> list:
+    "Command groups defined in their own notebooks: clap-train / clap-zeroshot, clap-embed / clap-curate."
+    from soundcollage_nb.clap_train import add_clap_commands
+    from soundcollage_nb.clap_curate_cli import add_curate_commands
+    return [add_clap_commands, add_curate_commands]
 
 def _check_args(args):
     for name in ("n", "sr", "workers", "batch_size", "tasks"):

@@ -35,7 +35,7 @@ def broken_folder(tmp_path):
     return d
 
 
-@pytest.mark.parametrize("cmd", ["manifest", "synth", "demo"])
+@pytest.mark.parametrize("cmd", ["manifest", "synth", "demo", "discover", "paper", "clap-train", "clap-zeroshot", "clap-embed", "clap-curate"])
 def test_help(cmd):
     r = run(cmd, "--help")
     assert r.returncode == 0 and "usage: soundcollage " + cmd in r.stdout
@@ -80,3 +80,6 @@ def test_demo_writes_report(tmp_path):
     assert "class=\"card\"" in html and (tmp_path / "demo" / "classes.png").stat().st_size > 1000
     assert "Hidden background classes" in (tmp_path / "demo" / "dataset.html").read_text()
     assert len(pd.read_csv(tmp_path / "demo" / "tasks.csv")) == 32
+    summary = pd.read_csv(tmp_path / "demo" / "summary.csv").set_index("run")
+    assert list(summary.index) == ["soundcollage", "baseline"] and (summary.n_hidden == 6).all()
+    assert "hidden classes recovered" in r.stdout
