@@ -51,7 +51,7 @@ class ClapScale:
 
 CLAP_SCALES = {
     "smoke": ClapScale(width=1/16, teacher_epochs=4, student_epochs=2, student_steps=3, batch_size=12, n_synth=72),
-    "mini": ClapScale(width=1/8, teacher_epochs=25, student_epochs=4, batch_size=32),
+    "mini": ClapScale(width=1/8, teacher_epochs=25, student_epochs=2, batch_size=32),
     "full": ClapScale(width=1.0, teacher_epochs=40, student_epochs=20, batch_size=128, lr=1e-3,
                       du_quantile=None, ds_quantile=None, ads_quantile=None),
 }
