@@ -20,8 +20,7 @@ from .datasets import make_manifest, write_manifest
 # %% auto #0
 __all__ = ['PAIR_COLUMNS', 'IMPROVEMENT_COLUMNS', 'STRATEGIES', 'normalize_rows', 'search_pairs_bruteforce', 'search_pairs',
            'peak_memory', 'label_prompts', 'prompt_manifest', 'improvement_manifest', 'curate_du', 'curate_ds',
-           'curate_ads', 'curate_a2a', 'curation_counts', 'write_improvement_set', 'training_pairs',
-           'add_curate_commands']
+           'curate_ads', 'curate_a2a', 'curation_counts', 'write_improvement_set', 'training_pairs']
 
 # %% ../nbs/61_curate.ipynb #c005
 def normalize_rows(X, # `(n, d)` array or tensor
@@ -339,9 +338,3 @@ def training_pairs(improvement:pd.DataFrame,  # an Improvement-Set manifest (any
         m = m.iloc[np.sort(o[first])]
     if (m.path.astype(str) == "").any(): raise SoundCollageError("some pairs have no audio path; curate from an audio store whose items have paths")
     return make_manifest(m.assign(split="train").reset_index(drop=True))
-
-# %% ../nbs/61_curate.ipynb #c047
-def add_curate_commands(sub):
-    "Add `clap-embed` and `clap-curate` to an argparse sub-parsers object (see `clap_curate_cli`)."
-    from soundcollage_nb.clap_curate_cli import add_curate_commands as add
-    return add(sub)
