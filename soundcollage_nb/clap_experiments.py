@@ -7,21 +7,20 @@ Docs: https://github.com/soundcollage-nb/soundcollage_nb/clap_experiments.html.m
 # %% ../nbs/82_clap_experiments.ipynb #c002
 from __future__ import annotations
 import json
-from dataclasses import dataclass, asdict, replace
+from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .core import SoundCollageError, atomic_write, shared_path
-from .datasets import make_manifest, read_manifest, write_manifest, caption_manifest, audiocaps_manifest, fsdd_manifest
+from .datasets import make_manifest, read_manifest, write_manifest, audiocaps_manifest, fsdd_manifest
 from .synth import write_synth_dataset, SynthConfig
 from .clap_model import CLAP
 from .clap_train import TrainConfig, train_clap, load_clap, split_validation
-from .clap_zeroshot import zero_shot_eval, embed_texts, embed_audio
+from .clap_zeroshot import zero_shot_eval
 from .clap_embed import embed_audio_store, embed_text_store, load_store
-from .curate import curate_du, curate_ds, curate_ads, curation_counts, label_prompts, prompt_manifest
+from .curate import curate_du, curate_ds, curate_ads, curation_counts, prompt_manifest
 from .papers import require_paths
 
 # %% auto #0
@@ -110,6 +109,10 @@ def _done(folder:Path, params:dict) -> bool:
 def _mark(folder:Path, params:dict):
     with atomic_write(folder/"done.json") as tmp: tmp.write_text(json.dumps(params))
 
+def _train_val(pairs:pd.DataFrame, seed:int) -> tuple:
+    "Train / validation split of teacher pairs, grouped (clips of one source recording stay on one side)."
+    return split_validation(pairs.assign(group=pairs.get("group", pairs.clip_id)), 0.2, seed, group="group")
+
 def _all_tests(data:dict) -> pd.DataFrame:
     return pd.concat(list(data["targets"].values()), ignore_index=True)
 
@@ -128,7 +131,7 @@ def train_teacher(data:dict, sc:ClapScale, out, fraction:float=1.0, seed:int=0, 
             print(f"teacher: {fraction:.0%} of the pairs is {len(sub)} pairs; topped up to {len(sub) + len(extra)} (two batches)")
             sub = pd.concat([sub, extra])
         pairs = sub.reset_index(drop=True)
-    tr, va = split_validation(pairs, 0.2, seed, group="group")
+    tr, va = _train_val(pairs, seed)
     cfg = TrainConfig(epochs=sc.teacher_epochs, batch_size=sc.batch_size, lr=sc.lr, plateau_patience=6, cache_audio=True, seed=seed, device=device)
     train_clap(CLAP.small(width=sc.width, seed=seed), tr, out, cfg, val=va, zeroshot_test=_all_tests(data), progress=progress)
     _mark(out, params)
@@ -180,8 +183,7 @@ def train_student(data:dict, teacher_ckpt, improvement:pd.DataFrame, soft:bool, 
     if _done(out, params): return out/"best.pt"
     if len(improvement) == 0: raise SoundCollageError(f"{out.name}: the Improvement-Set is empty; nothing to train a student on")
     teacher = load_clap(teacher_ckpt, device=device)
-    pairs = data["pairs"].assign(group=data["pairs"].get("group", data["pairs"].clip_id))
-    tr, va = split_validation(pairs, 0.2, seed, group="group")
+    tr, va = _train_val(data["pairs"], seed)
     cfg = TrainConfig(epochs=sc.student_epochs, batch_size=sc.batch_size, lr=sc.student_lr, loss="soft" if soft else "hard", beta=sc.beta,
                       curation_prob=sc.curation_prob, steps_per_epoch=sc.student_steps, plateau_patience=6, cache_audio=True, seed=seed, device=device)
     student = CLAP.small(width=sc.width, seed=seed)
@@ -248,7 +250,7 @@ def pipeline_figure(boxes:list,              # [(title, [lines]), ...] left to r
 def clap_figures(scale:str="smoke") -> dict:
     "Figures 1-5 (name -> matplotlib figure): overview, model, DU, DS/ADS, student training."
     from soundcollage_nb.clap_model import CLAPConfig
-    sc, m = CLAP_SCALES[scale], CLAP.small(width=CLAP_SCALES[scale].width).config if scale != "full" else CLAPConfig()
+    sc, m = CLAP_SCALES[scale], CLAP.small_config(width=CLAP_SCALES[scale].width) if scale != "full" else CLAPConfig()
     thr = (lambda name, q, a: f"top {q:.0%} of scores" if q is not None else f">= {a}")
     figs = {}
     figs["figure1_overview"] = pipeline_figure([

@@ -217,10 +217,15 @@ class CLAP(nn.Module):
             for p in self.caption_encoder.base.parameters(): p.requires_grad_(False)
 
     @classmethod
+    def small_config(cls, width:float=1/8, text_model:str="minilm", text_pooling:str="mean", **kw) -> CLAPConfig:
+        "The configuration of `CLAP.small` (no model built, no weights loaded)."
+        kw.setdefault("freeze_text", True); kw.setdefault("classes_num", 0)
+        return CLAPConfig(width=width, text_model=text_model, text_pooling=text_pooling, **kw)
+
+    @classmethod
     def small(cls, width:float=1/8, text_model:str="minilm", text_pooling:str="mean", seed:int=0, **kw) -> "CLAP":
         "The CPU variant: Cnn14 at `width` (1/8: ~1.4 M parameters), no AudioSet head, frozen offline MiniLM text tower (mean pooling), d = 1024."
-        kw.setdefault("freeze_text", True); kw.setdefault("classes_num", 0)
-        return cls(CLAPConfig(width=width, text_model=text_model, text_pooling=text_pooling, **kw), seed=seed)
+        return cls(cls.small_config(width, text_model, text_pooling, **kw), seed=seed)
 
     def train(self, mode:bool=True):
         "As `nn.Module.train`, but a frozen text encoder always stays in eval mode (no dropout in its features)."

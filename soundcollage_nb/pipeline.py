@@ -29,6 +29,10 @@ __all__ = ['SILENCE_DBFS', 'ground_truth_labels', 'write_report', 'name_tasks', 
 # %% ../nbs/40_pipeline.ipynb #c005
 SILENCE_DBFS = -90.0
 
+def _side(t) -> int:
+    "The side a task's class names (1 when the clarity table named none)."
+    return 1 if pd.isna(t.side) else int(t.side)
+
 def _load_item(row, sr:int) -> np.ndarray:
     "Audio of a segment (its own file) or of a baseline clip (its manifest offset / duration)."
     off = row.get("offset", 0.0); dur = row.get("duration", None)
@@ -71,7 +75,7 @@ def write_report(out:Path, tasks:pd.DataFrame, top:pd.DataFrame, segments:pd.Dat
     (out/"thumbs").mkdir(parents=True, exist_ok=True)
     cards = []
     for t in tasks.itertuples(index=False):
-        side = 1 if pd.isna(t.side) else int(t.side)
+        side = _side(t)
         rows = top[(top.task == t.task) & (top.side == side)].sort_values("rank").head(n_show)
         items = []
         for r in rows.itertuples(index=False):
@@ -108,8 +112,6 @@ def name_tasks(res, items:pd.DataFrame, labeler:Labeler) -> tuple:
     tasks = res.tasks.merge(task_clarity(table), on="task", how="left")
     tasks["name"] = [f"{_slug(str(b))}_t{t:02d}" for t, b in zip(tasks.task, tasks.best_label)]
     return tasks, labels, table
-
-def _side(t) -> int: return 1 if pd.isna(t.side) else int(t.side)
 
 # %% ../nbs/40_pipeline.ipynb #c012
 def recovered_classes(table:pd.DataFrame,     # `clarity_table` output
@@ -187,7 +189,8 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
     hidden = set(h for hs in man.hidden_labels for h in hs) if "hidden_labels" in man.columns else set()
 
     res = discover_tasks(features, out/"tasks", config(len(segments), "segments"), device=device, progress=progress, n_random=n_random)
-    tasks, labels, table = name_tasks(res, segments, labeler_for(segments))
+    seg_labeler = labeler_for(segments)
+    tasks, labels, table = name_tasks(res, segments, seg_labeler)
     _collages(out, tasks, res.top, segments)
     relabelled = segments.copy()
     relabelled["discovered"] = [[tasks.name[k] for k in range(len(tasks)) if res.assignments[i, tasks.task[k]] == _side(tasks.iloc[k])]
@@ -196,7 +199,7 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
     _write_tables(out, tasks=tasks, labels=labels, clarity=table)
     write_manifest(relabelled.drop(columns="collage_path"), out/"relabelled.csv")
     result = {"tasks": tasks, "labels": labels, "clarity": table, "relabelled": relabelled, "rejected": rejected,
-              "labeler": type(labeler_for(segments)).__name__}
+              "labeler": type(seg_labeler).__name__}
     if baseline and len(pre.baseline) >= 8:
         items = pre.baseline.merge(man[["clip_id", "offset", "duration"]], on="clip_id", how="left")
         bres = discover_tasks(pre.baseline_features, out/"baseline"/"tasks", config(len(items), "baseline clips"), device=device,
