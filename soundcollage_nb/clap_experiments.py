@@ -46,11 +46,13 @@ class ClapScale:
     ads_threshold:float = 0.7
     beta:float = 0.3
     curation_prob:float = 0.5
+    select_on:str = "val_loss"      # model selection (see TrainConfig): "val_loss" (paper) or "val_zeroshot"
+    plateau_patience:int = 6        # ReduceLROnPlateau patience (epochs)
     n_synth:int = 0                 # smoke: synthetic clips (pairs + wild + test)
 
 CLAP_SCALES = {
     "smoke": ClapScale(width=1/16, teacher_epochs=4, student_epochs=2, student_steps=3, batch_size=12, n_synth=72),
-    "mini": ClapScale(width=1/8, teacher_epochs=25, student_epochs=2, batch_size=32),
+    "mini": ClapScale(width=1/8, teacher_epochs=50, student_epochs=2, batch_size=32, select_on="val_zeroshot", plateau_patience=15),
     "full": ClapScale(width=1.0, teacher_epochs=40, student_epochs=20, batch_size=128, lr=1e-3,
                       du_quantile=None, ds_quantile=None, ads_quantile=None),
 }
@@ -85,7 +87,8 @@ def clap_data_for_scale(scale:str, runs_dir, seed:int=0, roots:dict=None, n_capt
         caps = audiocaps_manifest(list(p.values())[2]).sort_values("clip_id").head(n_captions).reset_index(drop=True)
         test = d["test"].assign(fold=d["test"].get("fold", 1))
         labels = sorted({l[0] for l in test.labels})
-        return dict(pairs=d["pairs"], wild=wild, captions=caps, targets={"ESC-50 (held-out clips)": test}, labels={"ESC-50 (held-out clips)": labels})
+        return dict(pairs=d["pairs"], val=d["val"], wild=wild, captions=caps, targets={"ESC-50 (held-out clips)": test},
+                    labels={"ESC-50 (held-out clips)": labels})
     if scale == "full":
         r = roots or {}
         p = require_paths({"teacher pairs manifest (roots['pairs'], CSV with path,caption)": r.get("pairs"),
@@ -109,9 +112,24 @@ def _done(folder:Path, params:dict) -> bool:
 def _mark(folder:Path, params:dict):
     with atomic_write(folder/"done.json") as tmp: tmp.write_text(json.dumps(params))
 
-def _train_val(pairs:pd.DataFrame, seed:int) -> tuple:
-    "Train / validation split of teacher pairs, grouped (clips of one source recording stay on one side)."
-    return split_validation(pairs.assign(group=pairs.get("group", pairs.clip_id)), 0.2, seed, group="group")
+def _train_val(data:dict, seed:int) -> tuple:
+    "Teacher train / validation pairs: the data's `val` where it has one, else a grouped 20 % split (a recording stays on one side)."
+    pairs = data["pairs"]
+    if data.get("val") is None: return split_validation(pairs.assign(group=pairs.get("group", pairs.clip_id)), 0.2, seed, group="group")
+    is_val = pairs.clip_id.isin(set(data["val"].clip_id))
+    return pairs[~is_val].reset_index(drop=True), pairs[is_val].reset_index(drop=True)
+
+def _fraction_of(pairs:pd.DataFrame, fraction:float, seed:int, min_rows:int) -> pd.DataFrame:
+    "A `fraction` of the pairs drawn by group, topped up (and said aloud) to at least `min_rows`."
+    pairs = pairs.assign(group=pairs.get("group", pairs.clip_id))
+    groups = np.array(sorted(set(pairs.group.astype(str))))
+    keep = set(groups[np.random.default_rng(seed).permutation(len(groups))[:max(int(round(fraction*len(groups))), 1)]])
+    sub = pairs[pairs.group.astype(str).isin(keep)]
+    if len(sub) < min_rows:
+        extra = pairs[~pairs.index.isin(sub.index)].iloc[:min_rows - len(sub)]
+        print(f"teacher: {fraction:.0%} of the training pairs is {len(sub)} pairs; topped up to {len(sub) + len(extra)} (two batches)")
+        sub = pd.concat([sub, extra])
+    return sub.reset_index(drop=True)
 
 def _all_tests(data:dict) -> pd.DataFrame:
     return pd.concat(list(data["targets"].values()), ignore_index=True)
@@ -120,19 +138,10 @@ def train_teacher(data:dict, sc:ClapScale, out, fraction:float=1.0, seed:int=0, 
     "Train the teacher on `fraction` of the pairs; returns its best checkpoint (cached)."
     out = Path(out); params = {"fraction": fraction, "seed": seed, "scale": asdict(sc), "n_pairs": len(data["pairs"])}
     if _done(out, params): return out/"best.pt"
-    pairs = data["pairs"].assign(group=data["pairs"].get("group", data["pairs"].clip_id))
-    if fraction < 1:
-        groups = np.array(sorted(set(pairs.group.astype(str))))
-        n = max(int(round(fraction*len(groups))), 1)
-        keep = set(groups[np.random.default_rng(seed).permutation(len(groups))[:n]])
-        sub = pairs[pairs.group.astype(str).isin(keep)]
-        if len(sub) < 2*sc.batch_size:                     # too few pairs for two batches: top up, said aloud
-            extra = pairs[~pairs.index.isin(sub.index)].iloc[:2*sc.batch_size - len(sub)]
-            print(f"teacher: {fraction:.0%} of the pairs is {len(sub)} pairs; topped up to {len(sub) + len(extra)} (two batches)")
-            sub = pd.concat([sub, extra])
-        pairs = sub.reset_index(drop=True)
-    tr, va = _train_val(pairs, seed)
-    cfg = TrainConfig(epochs=sc.teacher_epochs, batch_size=sc.batch_size, lr=sc.lr, plateau_patience=6, cache_audio=True, seed=seed, device=device)
+    tr, va = _train_val(data, seed)
+    if fraction < 1: tr = _fraction_of(tr, fraction, seed, 2*sc.batch_size)
+    cfg = TrainConfig(epochs=sc.teacher_epochs, batch_size=sc.batch_size, lr=sc.lr, plateau_patience=sc.plateau_patience,
+                      select_on=sc.select_on, cache_audio=True, seed=seed, device=device)
     train_clap(CLAP.small(width=sc.width, seed=seed), tr, out, cfg, val=va, zeroshot_test=_all_tests(data), progress=progress)
     _mark(out, params)
     return out/"best.pt"
@@ -183,9 +192,10 @@ def train_student(data:dict, teacher_ckpt, improvement:pd.DataFrame, soft:bool, 
     if _done(out, params): return out/"best.pt"
     if len(improvement) == 0: raise SoundCollageError(f"{out.name}: the Improvement-Set is empty; nothing to train a student on")
     teacher = load_clap(teacher_ckpt, device=device)
-    tr, va = _train_val(data["pairs"], seed)
+    tr, va = _train_val(data, seed)
     cfg = TrainConfig(epochs=sc.student_epochs, batch_size=sc.batch_size, lr=sc.student_lr, loss="soft" if soft else "hard", beta=sc.beta,
-                      curation_prob=sc.curation_prob, steps_per_epoch=sc.student_steps, plateau_patience=6, cache_audio=True, seed=seed, device=device)
+                      curation_prob=sc.curation_prob, steps_per_epoch=sc.student_steps, plateau_patience=sc.plateau_patience,
+                      select_on=sc.select_on, cache_audio=True, seed=seed, device=device)
     student = CLAP.small(width=sc.width, seed=seed)
     train_clap(student, tr, out, cfg, val=va, teacher=teacher, improvement=improvement, zeroshot_test=_all_tests(data), progress=progress)
     _mark(out, params)

@@ -16,7 +16,7 @@ import torch
 from .core import SoundCollageError, shared_path
 from .datasets import esc50_manifest, fsdd_manifest, make_manifest
 from .clap_model import CLAP
-from .clap_train import TrainConfig, check_disjoint, load_clap, split_validation, train_clap
+from .clap_train import TrainConfig, check_disjoint, load_clap, train_clap
 from .clap_zeroshot import zero_shot_eval
 
 # %% auto #0
@@ -30,28 +30,32 @@ def label_caption(clip_id:str, label:str, templates=CAPTION_TEMPLATES) -> str:
     "A caption for a labelled clip: a template picked by a stable hash of the clip id (`_` -> space)."
     return templates[zlib.crc32(str(clip_id).encode()) % len(templates)].format(label=str(label).replace("_", " "))
 
-def esc50_heldout_split(esc:pd.DataFrame, # ESC-50 manifest with `src_file`
+def esc50_heldout_split(esc:pd.DataFrame,     # ESC-50 manifest with `src_file`
                         seed:int=0,
-                       ) -> tuple[pd.DataFrame, pd.DataFrame]:  # (train, held-out test)
-    "Hold out the clips of one source recording per class (classes with >= 2 recordings), chosen with `seed`."
+                        min_recordings:int=2, # only classes with at least this many source recordings give one up
+                       ) -> tuple[pd.DataFrame, pd.DataFrame]:  # (kept, held out)
+    "Hold out the clips of one source recording per class (classes with >= `min_recordings` recordings), chosen with `seed`."
     if "src_file" not in esc: raise SoundCollageError("the ESC-50 manifest has no src_file column")
     rng = np.random.default_rng(seed)
     cls = esc.labels.map(lambda l: l[0])
     test = np.zeros(len(esc), bool)
     for c in sorted(cls.unique()):
         srcs = sorted(esc.src_file[cls == c].astype(str).unique())
-        if len(srcs) < 2: continue
+        if len(srcs) < max(min_recordings, 2): continue
         pick = srcs[rng.integers(len(srcs))]
         test |= ((cls == c) & (esc.src_file.astype(str) == pick)).to_numpy()
     return esc[~test].reset_index(drop=True), esc[test].reset_index(drop=True)
 
-def mini_data(seed:int=0, fsdd_per_digit:int=5, shared=None) -> dict:
-    "Training pairs (ESC-50 + FSDD captions) and held-out ESC-50 test clips from ../shared."
+def mini_data(seed:int=0, fsdd_per_digit:int=5, shared=None,
+              val_min_recordings:int=3, # validation: one more recording of each class that still has this many
+             ) -> dict:
+    "Teacher pairs (ESC-50 + FSDD captions; `val` is the ESC-50 part kept for model selection) and held-out ESC-50 test clips from ../shared."
     esc_root = Path(shared)/"data/esc50-public" if shared else shared_path("data", "esc50-public")
     fsdd_root = Path(shared)/"data/fsdd" if shared else shared_path("data", "fsdd")
     if esc_root is None or not Path(esc_root).is_dir(): raise SoundCollageError("mini scale needs ../shared/data/esc50-public")
     esc = esc50_manifest(esc_root)
     tr_esc, test = esc50_heldout_split(esc, seed)
+    _, val = esc50_heldout_split(tr_esc, seed + 1, val_min_recordings)
     tr_esc = tr_esc.assign(caption=[label_caption(c, l[0]) for c, l in zip(tr_esc.clip_id, tr_esc.labels)],
                            group="esc:" + tr_esc.src_file.astype(str))
     parts = [tr_esc]
@@ -61,17 +65,20 @@ def mini_data(seed:int=0, fsdd_per_digit:int=5, shared=None) -> dict:
         f = f.sort_values(["digit", "idx", "speaker"]).groupby("digit", sort=True).head(fsdd_per_digit)
         parts.append(f.drop(columns=["digit", "idx"]).assign(group="fsdd:" + f.clip_id))
     pairs = make_manifest(pd.concat(parts, ignore_index=True))
-    return {"pairs": pairs, "test": test, "n_esc_train": len(tr_esc), "n_fsdd": len(pairs) - len(tr_esc)}
+    is_val = pairs.clip_id.isin(set(val.clip_id))
+    return {"pairs": pairs, "train": pairs[~is_val].reset_index(drop=True), "val": pairs[is_val].reset_index(drop=True),
+            "test": test, "n_esc_train": len(tr_esc) - int(is_val.sum()), "n_fsdd": len(pairs) - len(tr_esc)}
 
 # %% ../nbs/55_clap_mini.ipynb #c008
 def run_mini(out_dir,                  # checkpoints and results
-             epochs:int=25,            # training epochs
+             epochs:int=50,            # training epochs
              batch_size:int=32,        # pairs per step
              lr:float=1e-3,            # Adam learning rate
-             plateau_patience:int=6,   # ReduceLROnPlateau patience (epochs; the validation loss is noisy)
+             plateau_patience:int=15,  # ReduceLROnPlateau patience (epochs without a better selection metric)
+             select_on:str="val_zeroshot", # model selection: "val_zeroshot" (MRR on the validation clips) or "val_loss"
              width:float=1/8,          # Cnn14 width factor
              fsdd_per_digit:int=3,     # FSDD recordings per digit among the training pairs
-             val_fraction:float=0.2,   # validation share (groups) carved from the training pairs
+             val_min_recordings:int=3, # validation: one more recording of each class that still has this many
              seed:int=0,
              threads:int=2,            # torch CPU threads
              device:str="auto",
@@ -80,18 +87,19 @@ def run_mini(out_dir,                  # checkpoints and results
     "Train the mini teacher and evaluate it zero-shot on held-out ESC-50 clips."
     t0 = time.perf_counter()
     if threads: torch.set_num_threads(threads)
-    d = mini_data(seed, fsdd_per_digit)
-    tr, va = split_validation(d["pairs"], val_fraction, seed, group="group")
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, plateau_patience=plateau_patience, cache_audio=True, seed=seed, device=device)
+    d = mini_data(seed, fsdd_per_digit, val_min_recordings=val_min_recordings)
+    tr, va = d["train"], d["val"]
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, plateau_patience=plateau_patience, select_on=select_on,
+                      cache_audio=True, seed=seed, device=device)
     model = CLAP.small(width=width, seed=seed)
     res = train_clap(model, tr, out_dir, cfg, val=va, zeroshot_test=d["test"], progress=progress)
     t_train = time.perf_counter() - t0
     best = load_clap(res["best"], device=device)
     zs = zero_shot_eval(best, d["test"], batch_size=batch_size, progress=progress)
     out = {"accuracy": zs["accuracy"], "chance": zs["chance"], "n_test": int(zs["per_fold"].n.sum()),
-           "n_classes": len(zs["prompts"]), "n_train": len(tr), "n_val": len(va), "best_epoch": int(res["history"].val_loss.idxmin()) + 1,
+           "n_classes": len(zs["prompts"]), "n_train": len(tr), "n_val": len(va), "best_epoch": res["best_epoch"],
            "history": res["history"], "zeroshot": zs, "train_seconds": t_train, "seconds": time.perf_counter() - t0,
-           "settings": dict(epochs=epochs, batch_size=batch_size, lr=lr, plateau_patience=plateau_patience, width=width, fsdd_per_digit=fsdd_per_digit,
-                            val_fraction=val_fraction, seed=seed, threads=threads)}
+           "settings": dict(epochs=epochs, batch_size=batch_size, lr=lr, plateau_patience=plateau_patience, select_on=select_on, width=width,
+                            fsdd_per_digit=fsdd_per_digit, val_min_recordings=val_min_recordings, seed=seed, threads=threads)}
     pd.DataFrame([{k: v for k, v in out.items() if k not in ("history", "zeroshot", "settings")} | out["settings"]]).to_csv(Path(out_dir)/"mini_result.csv", index=False)
     return out

@@ -20,13 +20,16 @@ from .datasets import make_manifest, read_manifest, write_manifest
 from .clap_model import CLAP, CLAPConfig
 from .clap_losses import contrastive_loss, soft_contrastive_loss
 from .clap_data import ClipSource
+from .clap_zeroshot import DEFAULT_TEMPLATE, class_prompt
 
 # %% auto #0
-__all__ = ['TrainConfig', 'ClapTrainConfig', 'config_from_dict', 'save_config', 'load_config', 'paper_config', 'split_validation',
-           'check_disjoint', 'clap_state', 'load_clap', 'validation_loss', 'train_clap', 'cmd_clap_train',
-           'cmd_clap_zeroshot', 'add_clap_commands']
+__all__ = ['SELECT_ON', 'TrainConfig', 'ClapTrainConfig', 'config_from_dict', 'save_config', 'load_config', 'paper_config',
+           'split_validation', 'check_disjoint', 'clap_state', 'load_clap', 'validation_loss', 'validation_zeroshot',
+           'train_clap', 'cmd_clap_train', 'cmd_clap_zeroshot', 'add_clap_commands']
 
 # %% ../nbs/54_clap_train.ipynb #c005
+SELECT_ON = ("val_loss", "val_zeroshot")
+
 @dataclass
 class TrainConfig:
     "Optimisation settings of teacher and student training."
@@ -35,7 +38,7 @@ class TrainConfig:
     lr:float = 1e-3                 # Adam learning rate
     weight_decay:float = 0.0        # Adam weight decay
     grad_clip:float = 5.0           # max global gradient norm
-    plateau_factor:float = 0.1      # ReduceLROnPlateau factor (on the validation loss)
+    plateau_factor:float = 0.1      # ReduceLROnPlateau factor (on the selection metric, see `select_on`)
     plateau_patience:int = 3        # ReduceLROnPlateau patience (epochs)
     min_lr:float = 1e-6             # ReduceLROnPlateau floor
     loss:str = "hard"               # "hard" (Eq. 3) or "soft" (Eqs. 5-8, needs a teacher)
@@ -47,10 +50,13 @@ class TrainConfig:
     val_group:str = None            # keep rows sharing this column's value on one side of the split
     amp:bool = True                 # mixed precision (only on CUDA)
     cache_audio:bool = False        # keep decoded clips in memory (small data sets)
+    select_on:str = "val_loss"      # model selection + LR schedule: "val_loss" (lowest) or "val_zeroshot" (highest MRR, needs labels)
+    prompt_template:str = DEFAULT_TEMPLATE  # zero-shot prompts of the validation labels (select_on="val_zeroshot")
     seed:int = 0
     device:str = "auto"
 
     def __post_init__(self):
+        if self.select_on not in SELECT_ON: raise SoundCollageError(f"select_on must be one of {SELECT_ON}, got {self.select_on!r}")
         if self.loss not in ("hard", "soft"): raise SoundCollageError(f'loss must be "hard" or "soft", got {self.loss!r}')
         if not 0 <= self.curation_prob <= 1: raise SoundCollageError(f"curation_prob must be in [0, 1], got {self.curation_prob}")
         if self.batch_size < 2: raise SoundCollageError("a contrastive batch needs batch_size >= 2")
@@ -206,6 +212,36 @@ def validation_loss(model:CLAP, src:ClipSource, text:_TextCache, batch_size:int,
     if n == 0: raise SoundCollageError("the validation set has fewer than 2 readable clips")
     return tot/n
 
+def _first_labels(man:pd.DataFrame) -> list:
+    "The first label of each row (None where a row has none); refuses a manifest without any label."
+    labels = [ls[0] if isinstance(ls, (list, tuple)) and len(ls) else None for ls in man.get("labels", [None]*len(man))]
+    if all(l is None for l in labels): raise SoundCollageError('select_on="val_zeroshot" needs labelled validation clips (a `labels` column)')
+    return labels
+
+@torch.no_grad()
+def validation_zeroshot(model:CLAP, src:ClipSource, batch_size:int, template:str=DEFAULT_TEMPLATE, amp:bool=False) -> dict:
+    "Zero-shot ranking of each labelled validation clip's class among the prompts of all validation classes: accuracy and mean reciprocal rank."
+    labels = _first_labels(src.manifest)
+    classes = sorted({l for l in labels if l is not None})
+    if len(classes) < 2: raise SoundCollageError(f"zero-shot validation needs clips of at least 2 classes, got {len(classes)}")
+    pos = {c: k for k, c in enumerate(classes)}
+    was = model.training; model.eval()
+    try:
+        with torch.autocast("cuda", torch.float16, enabled=amp):
+            prompts = model.encode_text([class_prompt(c, template) for c in classes]).float()
+        ranks = []
+        for b in src.batches(batch_size, mode="center"):
+            keep = [k for k, i in enumerate(b["index"]) if labels[i] is not None]
+            if not keep: continue
+            with torch.autocast("cuda", torch.float16, enabled=amp):
+                sim = model.encode_audio(b["wave"][keep]).float() @ prompts.T
+            y = torch.tensor([pos[labels[b["index"][k]]] for k in keep], device=sim.device)
+            ranks.append((sim > sim[torch.arange(len(y), device=sim.device), y][:, None]).sum(1) + 1)
+    finally: model.train(was)
+    if not ranks: raise SoundCollageError("the validation set has no readable labelled clips")
+    r = torch.cat(ranks).float()
+    return {"accuracy": float((r == 1).float().mean()), "mrr": float((1/r).mean())}
+
 # %% ../nbs/54_clap_train.ipynb #c013
 def train_clap(model:CLAP,                           # the model to train (teacher, or student)
                train:pd.DataFrame,                   # paired manifest (path + caption); teacher's training set
@@ -246,10 +282,13 @@ def train_clap(model:CLAP,                           # the model to train (teach
     text, t_text = _TextCache(model), (_TextCache(teacher, frozen_model=True) if teacher is not None else None)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr)
+    by_zeroshot = cfg.select_on == "val_zeroshot"
+    if by_zeroshot: _first_labels(val)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max" if by_zeroshot else "min", factor=cfg.plateau_factor,
+                                                       patience=cfg.plateau_patience, min_lr=cfg.min_lr)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     steps = cfg.steps_per_epoch or max(1, math.ceil(len(train)/cfg.batch_size))
-    start, step, best, history, streams = 0, 0, float("inf"), [], {"train": (0, 0), "improvement": (0, 0)}
+    start, step, best, history, streams = 0, 0, -float("inf"), [], {"train": (0, 0), "improvement": (0, 0)}
     last = out/"last.pt"
     if resume and last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=False)
@@ -257,7 +296,7 @@ def train_clap(model:CLAP,                           # the model to train (teach
         sched.load_state_dict(ck["scheduler"]); scaler.load_state_dict(ck["scaler"])
         torch.set_rng_state(ck["rng"]["torch"])
         if dev.type == "cuda" and ck["rng"].get("cuda") is not None: torch.cuda.set_rng_state(ck["rng"]["cuda"], dev)
-        start, step, best, history, streams = ck["epoch"] + 1, ck["step"], ck["best"], ck["history"], ck["streams"]
+        start, step, best, history, streams = ck["epoch"] + 1, ck["step"], ck["best_score"], ck["history"], ck["streams"]
     st = {"train": _Stream(srcs["train"], cfg.batch_size, cfg.seed, 1, streams["train"])}
     if "improvement" in srcs: st["improvement"] = _Stream(srcs["improvement"], cfg.batch_size, cfg.seed, 2, streams["improvement"])
     for epoch in range(start, cfg.epochs):
@@ -282,30 +321,37 @@ def train_clap(model:CLAP,                           # the model to train (teach
             scaler.step(opt); scaler.update()
             losses.append(loss.item()); step += 1
         vl = validation_loss(model, srcs["val"], text, cfg.batch_size, amp)
-        sched.step(vl)
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": vl, "lr": opt.param_groups[0]["lr"],
-                        "steps": steps, "improvement_share": n_imp/steps, "seconds": time.perf_counter() - t0})
+        zs = validation_zeroshot(model, srcs["val"], cfg.batch_size, cfg.prompt_template, amp) if by_zeroshot else None
+        score = zs["mrr"] if by_zeroshot else -vl             # higher is better
+        sched.step(zs["mrr"] if by_zeroshot else vl)
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": vl}
+                       | ({"val_zeroshot_acc": zs["accuracy"], "val_zeroshot_mrr": zs["mrr"]} if zs else {})
+                       | {"lr": opt.param_groups[0]["lr"], "steps": steps, "improvement_share": n_imp/steps, "seconds": time.perf_counter() - t0})
         ck = {"model": clap_state(model), "model_config": asdict(model.config), "train_config": asdict(cfg),
               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
               "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None},
-              "epoch": epoch, "step": step, "best": min(best, vl), "history": history,
+              "epoch": epoch, "step": step, "best_score": max(best, score), "history": history,
               "streams": {k: v.state for k, v in st.items()} | {k: (0, 0) for k in ("train", "improvement") if k not in st}}
-        if vl < best:
-            best = vl
+        if score > best:
+            best = score
             with atomic_write(out/"best.pt") as tmp: torch.save({k: ck[k] for k in ("model", "model_config", "train_config", "epoch", "history")}, tmp)
         with atomic_write(last) as tmp: torch.save(ck, tmp)
         pd.DataFrame(history).to_csv(out/"history.csv", index=False)
-        if progress: print(f"epoch {epoch + 1}: train {history[-1]['train_loss']:.4f}  val {vl:.4f}  lr {history[-1]['lr']:.2e}")
+        if progress: print(f"epoch {epoch + 1}: train {history[-1]['train_loss']:.4f}  val {vl:.4f}" + (f"  val zero-shot MRR {zs['mrr']:.3f}" if zs else "")
+                           + f"  lr {history[-1]['lr']:.2e}")
     rejected = pd.concat([s.rejected.assign(set=k) for k, s in srcs.items()], ignore_index=True)
     write_manifest(rejected, out/"rejected.csv")
-    return {"history": pd.DataFrame(history), "best": out/"best.pt", "last": last, "best_val_loss": best,
+    hist = pd.DataFrame(history)
+    chosen = hist.iloc[int(np.argmax(hist.val_zeroshot_mrr if by_zeroshot else -hist.val_loss))] if len(hist) else None
+    return {"history": hist, "best": out/"best.pt", "last": last, "best_epoch": int(chosen.epoch) if chosen is not None else None,
+            "best_val_loss": float(chosen.val_loss) if chosen is not None else float("inf"),
             "rejected": rejected, "n_train": len(train), "n_val": len(val)}
 
-# %% ../nbs/54_clap_train.ipynb #c020
+# %% ../nbs/54_clap_train.ipynb #c022
 def cmd_clap_train(args) -> int:
     "Train a CLAP teacher, or a student with --teacher and --improvement."
     cfg = load_config(args.config) if args.config else ClapTrainConfig()
-    for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "device": args.device, "seed": args.seed,
+    for k, v in {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "device": args.device, "seed": args.seed, "select_on": args.select_on,
                  "loss": "soft" if args.teacher and not args.hard else None}.items():
         if v is not None: setattr(cfg.train, k, v)
     if args.width is not None: cfg.model.width, cfg.model.audio_dim = args.width, None
@@ -322,7 +368,7 @@ def cmd_clap_train(args) -> int:
     save_config(ClapTrainConfig(model.config, cfg.train), Path(args.out)/"config.yaml")
     res = train_clap(model, train, args.out, cfg.train, val=val, teacher=teacher, improvement=imp, zeroshot_test=test,
                      resume=not args.no_resume, progress=not args.quiet)
-    print(f"{len(res['history'])} epochs; best validation loss {res['best_val_loss']:.4f} -> {res['best']}; "
+    print(f"{len(res['history'])} epochs; selected epoch {res['best_epoch']} ({cfg.train.select_on}; validation loss {res['best_val_loss']:.4f}) -> {res['best']}; "
           f"{len(res['rejected'])} clips rejected -> {Path(args.out)/'rejected.csv'}")
     return 0
 
@@ -369,6 +415,7 @@ def add_clap_commands(sub) -> None:
     t.add_argument("--zeroshot-test", help="manifest of zero-shot test clips: refused in validation/training")
     t.add_argument("--epochs", type=int); t.add_argument("--batch-size", type=int); t.add_argument("--lr", type=float)
     t.add_argument("--seed", type=int); t.add_argument("--device")
+    t.add_argument("--select-on", choices=list(SELECT_ON), help="model selection: lowest validation loss (default) or best zero-shot MRR on labelled validation clips")
     t.add_argument("--width", type=float, help="Cnn14 width factor"); t.add_argument("--text-model", help="HF name, folder, or 'minilm'")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if --out has last.pt")
     t.add_argument("--quiet", action="store_true")
