@@ -87,7 +87,7 @@ def clap_data_for_scale(scale:str, runs_dir, seed:int=0, roots:dict=None, n_capt
         caps = audiocaps_manifest(list(p.values())[2]).sort_values("clip_id").head(n_captions).reset_index(drop=True)
         test = d["test"].assign(fold=d["test"].get("fold", 1))
         labels = sorted({l[0] for l in test.labels})
-        return dict(pairs=d["pairs"], val=d["val"], wild=wild, captions=caps, targets={"ESC-50 (held-out clips)": test},
+        return dict(pairs=d["pairs"], train=d["train"], val=d["val"], wild=wild, captions=caps, targets={"ESC-50 (held-out clips)": test},
                     labels={"ESC-50 (held-out clips)": labels})
     if scale == "full":
         r = roots or {}
@@ -113,11 +113,10 @@ def _mark(folder:Path, params:dict):
     with atomic_write(folder/"done.json") as tmp: tmp.write_text(json.dumps(params))
 
 def _train_val(data:dict, seed:int) -> tuple:
-    "Teacher train / validation pairs: the data's `val` where it has one, else a grouped 20 % split (a recording stays on one side)."
+    "Teacher train / validation pairs: the data's own `train` / `val` where it has them, else a grouped 20 % split (a recording stays on one side)."
+    if data.get("val") is not None: return data["train"], data["val"]
     pairs = data["pairs"]
-    if data.get("val") is None: return split_validation(pairs.assign(group=pairs.get("group", pairs.clip_id)), 0.2, seed, group="group")
-    is_val = pairs.clip_id.isin(set(data["val"].clip_id))
-    return pairs[~is_val].reset_index(drop=True), pairs[is_val].reset_index(drop=True)
+    return split_validation(pairs.assign(group=pairs.get("group", pairs.clip_id)), 0.2, seed, group="group")
 
 def _fraction_of(pairs:pd.DataFrame, fraction:float, seed:int, min_rows:int) -> pd.DataFrame:
     "A `fraction` of the pairs drawn by group, topped up (and said aloud) to at least `min_rows`."

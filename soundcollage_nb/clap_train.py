@@ -24,8 +24,8 @@ from .clap_zeroshot import DEFAULT_TEMPLATE, class_prompt
 
 # %% auto #0
 __all__ = ['SELECT_ON', 'TrainConfig', 'ClapTrainConfig', 'config_from_dict', 'save_config', 'load_config', 'paper_config',
-           'split_validation', 'check_disjoint', 'clap_state', 'load_clap', 'validation_loss', 'validation_zeroshot',
-           'train_clap', 'cmd_clap_train', 'cmd_clap_zeroshot', 'add_clap_commands']
+           'split_validation', 'check_disjoint', 'clap_state', 'load_clap', 'validate', 'train_clap', 'cmd_clap_train',
+           'cmd_clap_zeroshot', 'add_clap_commands']
 
 # %% ../nbs/54_clap_train.ipynb #c005
 SELECT_ON = ("val_loss", "val_zeroshot")
@@ -197,21 +197,6 @@ class _TextCache:
             return m.project_text(torch.stack([self.cache[c] for c in captions]))
         return m.encode_text(captions)
 
-@torch.no_grad()
-def validation_loss(model:CLAP, src:ClipSource, text:_TextCache, batch_size:int, amp:bool=False) -> float:
-    "Mean hard contrastive loss over batches of centred crops in manifest order (eval mode)."
-    was = model.training; model.eval()
-    tot, n = 0.0, 0
-    try:
-        for b in src.batches(batch_size, mode="center"):
-            if len(b["index"]) < 2: continue
-            with torch.autocast("cuda", torch.float16, enabled=amp):
-                l = contrastive_loss(model.encode_audio(b["wave"]), text(b["captions"]).float() if amp else text(b["captions"]), model.scale())
-            tot += float(l)*len(b["index"]); n += len(b["index"])
-    finally: model.train(was)
-    if n == 0: raise SoundCollageError("the validation set has fewer than 2 readable clips")
-    return tot/n
-
 def _first_labels(man:pd.DataFrame) -> list:
     "The first label of each row (None where a row has none); refuses a manifest without any label."
     labels = [ls[0] if isinstance(ls, (list, tuple)) and len(ls) else None for ls in man.get("labels", [None]*len(man))]
@@ -219,28 +204,40 @@ def _first_labels(man:pd.DataFrame) -> list:
     return labels
 
 @torch.no_grad()
-def validation_zeroshot(model:CLAP, src:ClipSource, batch_size:int, template:str=DEFAULT_TEMPLATE, amp:bool=False) -> dict:
-    "Zero-shot ranking of each labelled validation clip's class among the prompts of all validation classes: accuracy and mean reciprocal rank."
-    labels = _first_labels(src.manifest)
-    classes = sorted({l for l in labels if l is not None})
-    if len(classes) < 2: raise SoundCollageError(f"zero-shot validation needs clips of at least 2 classes, got {len(classes)}")
-    pos = {c: k for k, c in enumerate(classes)}
+def validate(model:CLAP, src:ClipSource, text:_TextCache, batch_size:int, amp:bool=False,
+             template:str=None,  # a prompt template: also rank each labelled clip's class among the validation classes' prompts
+            ) -> dict:
+    "One pass over the validation clips (centred crops, eval mode, manifest order): mean hard contrastive `loss`; with `template` also zero-shot `zeroshot_acc` and `zeroshot_mrr`."
     was = model.training; model.eval()
+    if template is not None:
+        labels = _first_labels(src.manifest)
+        classes = sorted({l for l in labels if l is not None})
+        if len(classes) < 2: raise SoundCollageError(f"zero-shot validation needs clips of at least 2 classes, got {len(classes)}")
+        pos = {c: k for k, c in enumerate(classes)}
+    tot, n, ranks = 0.0, 0, []
     try:
         with torch.autocast("cuda", torch.float16, enabled=amp):
-            prompts = model.encode_text([class_prompt(c, template) for c in classes]).float()
-        ranks = []
+            prompts = model.encode_text([class_prompt(c, template) for c in classes]).float() if template is not None else None
         for b in src.batches(batch_size, mode="center"):
+            with torch.autocast("cuda", torch.float16, enabled=amp):
+                a = model.encode_audio(b["wave"])
+                if len(b["index"]) >= 2:
+                    l = contrastive_loss(a, text(b["captions"]).float() if amp else text(b["captions"]), model.scale())
+                    tot += float(l)*len(b["index"]); n += len(b["index"])
+            if template is None: continue
             keep = [k for k, i in enumerate(b["index"]) if labels[i] is not None]
             if not keep: continue
-            with torch.autocast("cuda", torch.float16, enabled=amp):
-                sim = model.encode_audio(b["wave"][keep]).float() @ prompts.T
+            sim = a[keep].float() @ prompts.T
             y = torch.tensor([pos[labels[b["index"][k]]] for k in keep], device=sim.device)
             ranks.append((sim > sim[torch.arange(len(y), device=sim.device), y][:, None]).sum(1) + 1)
     finally: model.train(was)
-    if not ranks: raise SoundCollageError("the validation set has no readable labelled clips")
-    r = torch.cat(ranks).float()
-    return {"accuracy": float((r == 1).float().mean()), "mrr": float((1/r).mean())}
+    if n == 0: raise SoundCollageError("the validation set has fewer than 2 readable clips")
+    out = {"loss": tot/n}
+    if template is not None:
+        if not ranks: raise SoundCollageError("the validation set has no readable labelled clips")
+        r = torch.cat(ranks).float()
+        out.update(zeroshot_acc=float((r == 1).float().mean()), zeroshot_mrr=float((1/r).mean()))
+    return out
 
 # %% ../nbs/54_clap_train.ipynb #c013
 def train_clap(model:CLAP,                           # the model to train (teacher, or student)
@@ -320,12 +317,12 @@ def train_clap(model:CLAP,                           # the model to train (teach
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             scaler.step(opt); scaler.update()
             losses.append(loss.item()); step += 1
-        vl = validation_loss(model, srcs["val"], text, cfg.batch_size, amp)
-        zs = validation_zeroshot(model, srcs["val"], cfg.batch_size, cfg.prompt_template, amp) if by_zeroshot else None
-        score = zs["mrr"] if by_zeroshot else -vl             # higher is better
-        sched.step(zs["mrr"] if by_zeroshot else vl)
+        v = validate(model, srcs["val"], text, cfg.batch_size, amp, cfg.prompt_template if by_zeroshot else None)
+        vl = v["loss"]
+        score = v["zeroshot_mrr"] if by_zeroshot else -vl     # higher is better
+        sched.step(v["zeroshot_mrr"] if by_zeroshot else vl)
         history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": vl}
-                       | ({"val_zeroshot_acc": zs["accuracy"], "val_zeroshot_mrr": zs["mrr"]} if zs else {})
+                       | ({"val_zeroshot_acc": v["zeroshot_acc"], "val_zeroshot_mrr": v["zeroshot_mrr"]} if by_zeroshot else {})
                        | {"lr": opt.param_groups[0]["lr"], "steps": steps, "improvement_share": n_imp/steps, "seconds": time.perf_counter() - t0})
         ck = {"model": clap_state(model), "model_config": asdict(model.config), "train_config": asdict(cfg),
               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
@@ -337,7 +334,7 @@ def train_clap(model:CLAP,                           # the model to train (teach
             with atomic_write(out/"best.pt") as tmp: torch.save({k: ck[k] for k in ("model", "model_config", "train_config", "epoch", "history")}, tmp)
         with atomic_write(last) as tmp: torch.save(ck, tmp)
         pd.DataFrame(history).to_csv(out/"history.csv", index=False)
-        if progress: print(f"epoch {epoch + 1}: train {history[-1]['train_loss']:.4f}  val {vl:.4f}" + (f"  val zero-shot MRR {zs['mrr']:.3f}" if zs else "")
+        if progress: print(f"epoch {epoch + 1}: train {history[-1]['train_loss']:.4f}  val {vl:.4f}" + (f"  val zero-shot MRR {score:.3f}" if by_zeroshot else "")
                            + f"  lr {history[-1]['lr']:.2e}")
     rejected = pd.concat([s.rejected.assign(set=k) for k, s in srcs.items()], ignore_index=True)
     write_manifest(rejected, out/"rejected.csv")
