@@ -13,22 +13,21 @@ import numpy as np
 import pandas as pd
 
 from .core import SoundCollageError, atomic_write, shared_path
-from .datasets import read_manifest, write_manifest, esc50_manifest, fsdd_manifest, load_manifest
+from .datasets import read_manifest, esc50_manifest, load_manifest
 from .synth import write_synth_dataset, SynthConfig
 from .pipeline import discover, clearest_class_downstream, _load_item, _side
 from .downstream import heldout_eval, METRICS
 from .papers import require_paths, fmt_mean_std
 
 # %% auto #0
-__all__ = ['RUNS', 'RUN_ORDER', 'SCALE_DEFAULTS', 'scale_datasets', 'run_experiment', 'load_run', 'experiment_runs',
-           'table1_sizes', 'table2_clarity_as', 'table3_silence_classes', 'table4_downstream', 'table5_heldout',
-           'top_classes', 'figure2_top_classes', 'default_paper_labeler', 'paper_experiments']
+__all__ = ['RUNS', 'RUN_ORDER', 'SCALE_DEFAULTS', 'scale_datasets', 'split_by_recording', 'run_experiment', 'load_run',
+           'experiment_runs', 'table1_sizes', 'table2_clarity_as', 'table3_silence_classes', 'table4_downstream',
+           'table5_heldout', 'top_classes', 'figure2_top_classes', 'default_paper_labeler', 'paper_experiments']
 
 # %% ../nbs/81_sc_experiments.ipynb #c005
 def scale_datasets(scale:str,              # smoke | mini | full
                    work=None,              # where synthetic data is written (smoke)
                    n_smoke:int=80,         # clips per synthetic dataset
-                   n_fsdd:int=200,         # FSDD clips used at mini (a fixed, sorted sample)
                    roots:dict=None,        # full: {"A": manifest CSV or folder, "B": ...} and their kinds
                   ) -> dict:               # {"A": (name, manifest), "B": (name, manifest)}
     "The two datasets a scale runs on, as manifests."
@@ -37,17 +36,26 @@ def scale_datasets(scale:str,              # smoke | mini | full
         cfg = SynthConfig(min_duration=5, max_duration=8)
         return {k: (f"synth-seed{s}", _synth(work/f"synth-seed{s}", n_smoke, s, cfg)) for k, s in (("A", 0), ("B", 1))}
     if scale == "mini":
-        p = require_paths({"ESC-50 clips (../shared/data/esc50-public)": shared_path("data", "esc50-public"),
-                           "FSDD recordings (../shared/data/fsdd)": shared_path("data", "fsdd")}, scale)
-        esc, fsdd = esc50_manifest(p["ESC-50 clips (../shared/data/esc50-public)"]), fsdd_manifest(p["FSDD recordings (../shared/data/fsdd)"])
-        fsdd = fsdd.sort_values("clip_id").iloc[np.linspace(0, len(fsdd) - 1, min(n_fsdd, len(fsdd))).astype(int)].reset_index(drop=True)
-        return {"A": ("esc50-shared", esc), "B": ("fsdd", fsdd)}
+        p = require_paths({"ESC-50 clips (../shared/data/esc50-public)": shared_path("data", "esc50-public")}, scale)
+        a, b = split_by_recording(esc50_manifest(next(iter(p.values()))))
+        return {"A": ("esc50-A", a), "B": ("esc50-B", b)}
     if scale == "full":
         roots = roots or {}
         p = require_paths({"dataset A (e.g. FSD50K, --roots A=...)": roots.get("A"),
                            "dataset B (held-out, e.g. ESC-50, --roots B=...)": roots.get("B")}, scale)
         return {k: (Path(v).stem, load_manifest(str(v), kind=roots.get(f"{k}_kind", "folder"))) for k, v in p.items()}
     raise SoundCollageError(f"unknown scale {scale!r}; choose smoke, mini or full")
+
+def split_by_recording(manifest:pd.DataFrame,   # one label per clip and a recording column
+                       group:str="src_file",     # clips with the same value come from one recording
+                      ) -> tuple:                # (A, B) manifests
+    "Two halves that share no recording: each class's recordings, sorted, alternate A, B, A, ..."
+    if group not in manifest: raise SoundCollageError(f"split_by_recording: the manifest has no {group!r} column")
+    label = manifest.labels.map(lambda l: l[0] if len(l) else "")
+    rec = manifest[group].astype(str)
+    index_in_class = rec.groupby(label).transform(lambda r: r.map({x: i for i, x in enumerate(sorted(set(r)))}))
+    in_a = (index_in_class % 2 == 0).to_numpy()
+    return manifest[in_a].reset_index(drop=True), manifest[~in_a].reset_index(drop=True)
 
 def _synth(folder:Path, n:int, seed:int, cfg) -> pd.DataFrame:
     if (folder/"manifest.csv").exists(): return read_manifest(folder/"manifest.csv")
