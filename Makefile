@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed-$(EXTRAS)
 
 SCALE ?= smoke
 FIGURES ?= figures
+SEEDS ?=
+PAPERS ?= soundcollage,clap_curation
 
 .PHONY: install demo test nbtest pytest papertest paper export clean-nbs readme
 
@@ -38,9 +40,10 @@ papertest: install
 	rm -rf build/paper-smoke
 	$(BIN)/soundcollage paper --scale smoke --figures build/paper-smoke --runs build/paper-smoke/runs
 
-# Regenerate the papers' tables and figures: make paper SCALE=smoke|mini|full [FIGURES=figures]
+# Regenerate the papers' tables and figures: make paper SCALE=smoke|mini|full [FIGURES=figures] [SEEDS=0,1,2]
+# [PAPERS=soundcollage|clap_curation] (without SEEDS each notebook runs its own default, seed 0)
 paper: install
-	$(BIN)/soundcollage paper --scale $(SCALE) --figures $(FIGURES) --runs runs
+	$(BIN)/soundcollage paper --scale $(SCALE) --papers $(PAPERS) --figures $(FIGURES) --runs runs $(if $(SEEDS),--seeds $(SEEDS))
 
 export: install
 	$(BIN)/nbdev-export
