@@ -22,7 +22,8 @@ from .papers import require_paths, fmt_mean_std
 # %% auto #0
 __all__ = ['RUNS', 'RUN_ORDER', 'SCALE_DEFAULTS', 'scale_datasets', 'split_by_recording', 'run_experiment', 'load_run',
            'experiment_runs', 'table1_sizes', 'table2_clarity_as', 'table3_silence_classes', 'table4_downstream',
-           'table5_heldout', 'top_classes', 'figure2_top_classes', 'default_paper_labeler', 'paper_experiments']
+           'common_clarity_threshold', 'table5_heldout', 'top_classes', 'figure2_top_classes', 'default_paper_labeler',
+           'paper_experiments']
 
 # %% ../nbs/81_sc_experiments.ipynb #c005
 def scale_datasets(scale:str,              # smoke | mini | full
@@ -145,17 +146,27 @@ def table4_downstream(exps:dict) -> pd.DataFrame:
 
 # %% ../nbs/81_sc_experiments.ipynb #c012
 def _class_items(run:dict, label:str, min_clarity:float):
-    t = run["tasks"][(run["tasks"].best_label == label) & (run["tasks"].clarity >= min_clarity)]
+    t = run["tasks"][(run["tasks"].best_label == label) & (run["tasks"].clarity >= min_clarity - 1e-9)]
     if t.empty: return None
     t = t.sort_values(["clarity", "as_test"], ascending=False).iloc[0]
     member = run["assignments"][:, int(t.task)] == _side(t)
     return np.flatnonzero(member), np.flatnonzero(~member)
 
+def _clear_labels(tasks:pd.DataFrame, min_clarity:float, silence:str="Silence") -> set:
+    return set(tasks.best_label[(tasks.clarity >= min_clarity - 1e-9) & (tasks.best_label != silence)])
+
+def common_clarity_threshold(tasks_a:pd.DataFrame, tasks_b:pd.DataFrame,   # tasks.csv of two runs
+                             start:float=0.5, floor:float=None, step:float=0.05, silence:str="Silence"):
+    "The highest of start, start-step, ..., floor at which some label is clear in both runs; None if none."
+    floor = start if floor is None else floor
+    for thr in np.round(np.arange(start, floor - 1e-9, -step), 4):
+        if _clear_labels(tasks_a, thr, silence) & _clear_labels(tasks_b, thr, silence): return float(thr)
+    return None
+
 def table5_heldout(run_a:dict, run_b:dict, run:str, min_clarity:float=0.5, sr:int=16000, n_per_class:int=100,
                    n_repeats:int=5, seed:int=0, max_labels:int=5, silence:str="Silence") -> pd.DataFrame:
     "Table V rows of one run type: train on A's discovered class, test on B's class of the same label."
-    clear = lambda r: set(r["tasks"].best_label[(r["tasks"].clarity >= min_clarity) & (r["tasks"].best_label != silence)])
-    common = sorted(clear(run_a) & clear(run_b))[:max_labels]
+    common = sorted(_clear_labels(run_a["tasks"], min_clarity, silence) & _clear_labels(run_b["tasks"], min_clarity, silence))[:max_labels]
     rows, rng = [], np.random.default_rng(seed)
     for label in common:
         (pa, na), (pb, nb) = _class_items(run_a, label, min_clarity), _class_items(run_b, label, min_clarity)
