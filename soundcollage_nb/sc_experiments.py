@@ -145,15 +145,19 @@ def table4_downstream(exps:dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 # %% ../nbs/81_sc_experiments.ipynb #c012
+def _clear_tasks(tasks:pd.DataFrame, min_clarity:float) -> pd.DataFrame:
+    return tasks[tasks.clarity >= min_clarity - 1e-9]     # tolerance: thresholds come from 0.05 steps
+
 def _class_items(run:dict, label:str, min_clarity:float):
-    t = run["tasks"][(run["tasks"].best_label == label) & (run["tasks"].clarity >= min_clarity - 1e-9)]
+    t = _clear_tasks(run["tasks"], min_clarity)
+    t = t[t.best_label == label]
     if t.empty: return None
     t = t.sort_values(["clarity", "as_test"], ascending=False).iloc[0]
     member = run["assignments"][:, int(t.task)] == _side(t)
     return np.flatnonzero(member), np.flatnonzero(~member)
 
 def _clear_labels(tasks:pd.DataFrame, min_clarity:float, silence:str="Silence") -> set:
-    return set(tasks.best_label[(tasks.clarity >= min_clarity - 1e-9) & (tasks.best_label != silence)])
+    return set(_clear_tasks(tasks, min_clarity).best_label) - {silence}
 
 def common_clarity_threshold(tasks_a:pd.DataFrame, tasks_b:pd.DataFrame,   # tasks.csv of two runs
                              start:float=0.5, floor:float=None, step:float=0.05, silence:str="Silence"):
