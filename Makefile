@@ -51,4 +51,5 @@ export: install
 
 readme: install
 	$(BIN)/jupyter nbconvert --to markdown nbs/index.ipynb --output-dir . --output README
+	sed -i '/^#| export$$/d' README.md   # the package docstring's cell directive (nbdev reads it; readers need not)
 

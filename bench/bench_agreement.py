@@ -19,14 +19,14 @@ import argparse, os, platform, time
 import numpy as np
 import torch
 
-from soundcollage_nb.agreement import agreement_score, random_tasks
+from soundcollage_nb.soundcollage.agreement import agreement_score, random_tasks
 from soundcollage_nb.core import get_device
 
 
 def make_data(kind, n, seed, device):
     if kind == "random":
         return np.random.default_rng(seed).standard_normal((n, 64, 64)).astype(np.float32), "standard-normal 64x64 tensors"
-    from soundcollage_nb.features import mfcc_64x64_batch
+    from soundcollage_nb.soundcollage.features import mfcc_64x64_batch
     from soundcollage_nb.synth import SynthConfig, synth_clip
     cfg = SynthConfig(min_duration=5, max_duration=5)
     clips = [synth_clip(i, seed, cfg)[0] for i in range(n)]

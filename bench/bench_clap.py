@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from soundcollage_nb.core import get_device
-from soundcollage_nb.clap_model import CLAP, CLAP_SR, CLIP_SECONDS
+from soundcollage_nb.clap.model import CLAP, CLAP_SR, CLIP_SECONDS
 
 
 def make_clips(n, seed):

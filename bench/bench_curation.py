@@ -25,7 +25,7 @@ import argparse, os, platform, time
 import numpy as np
 import torch
 
-from soundcollage_nb.curate import peak_memory, search_pairs, search_pairs_bruteforce
+from soundcollage_nb.clap.curate import peak_memory, search_pairs, search_pairs_bruteforce
 from soundcollage_nb.core import get_device
 
 

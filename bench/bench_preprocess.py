@@ -4,7 +4,7 @@
 
 Clips: 10 s made of two consecutive ESC-50 clips from ../shared (real audio), or synthetic 10 s clips when
 ../shared is absent. Stages timed in the same run on the same clips:
-  separation    librosa nn_filter + softmask (reference)  vs  soundcollage_nb.separate.repet_sim_batch
+  separation    librosa nn_filter + softmask (reference)  vs  soundcollage_nb.soundcollage.separate.repet_sim_batch
   segmentation  librosa tempogram + ruptures KernelCPD    (the same code on both sides)
   features      librosa MFCC 64x64 per segment            vs  batched torch mfcc_64x64_batch
   end-to-end    all of the above per clip                 vs  preprocess_clips (batched) [+ 2 worker processes]
@@ -19,10 +19,10 @@ import torch
 
 from soundcollage_nb.audio import load_audio
 from soundcollage_nb.core import get_device, shared_path
-from soundcollage_nb.features import mfcc_64x64, mfcc_64x64_batch
-from soundcollage_nb.preprocess import PreprocessConfig, preprocess_clips
-from soundcollage_nb.segment import segment_clip
-from soundcollage_nb.separate import librosa_repet_sim, repet_sim_batch, snr_db
+from soundcollage_nb.soundcollage.features import mfcc_64x64, mfcc_64x64_batch
+from soundcollage_nb.soundcollage.preprocess import PreprocessConfig, preprocess_clips
+from soundcollage_nb.soundcollage.segment import segment_clip
+from soundcollage_nb.soundcollage.separate import librosa_repet_sim, repet_sim_batch, snr_db
 from soundcollage_nb.synth import SynthConfig, synth_clip
 
 SR = 22050
