@@ -15,7 +15,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 import soundcollage_nb
-from ..core import SoundCollageError, AudioLoadError, atomic_write, file_sha256, get_device
+from ..core import SoundCollageError, AudioLoadError, ParameterError, atomic_write, file_sha256, get_device
 from ..audio import load_audio, save_audio
 from ..datasets import read_manifest, write_manifest, REJECTED_COLUMNS
 from .separate import repet_sim_batch
@@ -37,6 +37,16 @@ class PreprocessConfig:
     min_segment: float = 0.0                      # merge segments shorter than this (s)
     pad_to: float = 10.0                          # pad segments, centred, to this length (s)
     feature_dtype: str = "float16"                # dtype of the stored 64x64 arrays
+    def __post_init__(self):
+        "Refuse bad settings before any clip is read (else every clip would be rejected for the same reason)."
+        comps = (self.components,) if isinstance(self.components, str) else tuple(self.components)
+        if not comps or set(comps) - {"vocal", "background"}:
+            raise ParameterError(f"components must be 'vocal' and/or 'background', got {self.components!r}")
+        for name in ("sr", "width_seconds", "penalty"):
+            if not getattr(self, name) > 0: raise ParameterError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.pad_to is not None and not self.pad_to > 0: raise ParameterError(f"pad_to must be positive seconds or None, got {self.pad_to!r}")
+        if not self.min_segment >= 0: raise ParameterError(f"min_segment must be >= 0 seconds, got {self.min_segment!r}")
+        if self.feature_dtype not in ("float16", "float32"): raise ParameterError(f"feature_dtype must be float16 or float32, got {self.feature_dtype!r}")
     def key(self) -> str:
         "Hash of the parameters and the package version."
         blob = json.dumps({**asdict(self), "version": soundcollage_nb.__version__}, sort_keys=True)
