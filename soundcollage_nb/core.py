@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_core.ipynb #c002
 from __future__ import annotations
-import contextlib, hashlib, os, random, tempfile
+import contextlib, hashlib, json, os, random, tempfile
 from pathlib import Path
 
 import numpy as np
 
 # %% auto #0
 __all__ = ['SCALES', 'SoundCollageError', 'AudioLoadError', 'ParameterError', 'check_scale', 'scale_table', 'get_device',
-           'seed_everything', 'torch_threads', 'shared_dir', 'shared_path', 'file_sha256', 'atomic_write']
+           'seed_everything', 'torch_threads', 'shared_dir', 'shared_path', 'file_sha256', 'atomic_write', 'is_done',
+           'mark_done']
 
 # %% ../nbs/00_core.ipynb #c005
 class SoundCollageError(Exception):
@@ -109,3 +110,16 @@ def atomic_write(path, suffix:str=None):
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
+
+# %% ../nbs/00_core.ipynb #kn007
+def is_done(folder, params:dict, name:str="done.json") -> bool:
+    "True when `folder/name` records exactly `params` (a finished step with these settings)."
+    f = Path(folder)/name
+    return f.exists() and json.loads(f.read_text()) == json.loads(json.dumps(params))
+
+def mark_done(folder, params:dict, name:str="done.json") -> Path:
+    "Record `params` in `folder/name` (atomically), once the step's outputs are written."
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with atomic_write(Path(folder)/name) as tmp: tmp.write_text(json.dumps(params))
+    return Path(folder)/name
+

@@ -4,7 +4,6 @@
 
 # %% ../nbs/03_synth.ipynb #c002
 from __future__ import annotations
-import json
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from scipy.signal import lfilter
 from tqdm.auto import tqdm
 
 from .audio import save_audio
-from .core import atomic_write
+from .core import is_done, mark_done
 from .datasets import make_manifest, read_manifest, write_manifest
 
 # %% auto #0
@@ -219,11 +218,10 @@ def write_synth_dataset(out, n:int, seed:int=0, config:SynthConfig=SynthConfig()
 
 # %% ../nbs/03_synth.ipynb #n004
 def cached_synth_dataset(out, n:int, seed:int=0, config:SynthConfig=SynthConfig(), progress:bool=False) -> pd.DataFrame:
-    "The synthetic dataset under `out`: read back when it was written with these settings, else written."
-    out = Path(out); key = json.loads(json.dumps({"n": n, "seed": seed, "config": asdict(config)}))   # as it reads back
-    if (out/"synth.json").exists() and (out/"manifest.csv").exists() and json.loads((out/"synth.json").read_text()) == key:
-        return read_manifest(out/"manifest.csv")
+    "The synthetic dataset under `out`: read back when it was written with these settings (`synth.json`), else written."
+    key = {"n": n, "seed": seed, "config": asdict(config)}
+    if is_done(out, key, "synth.json") and (Path(out)/"manifest.csv").exists(): return read_manifest(Path(out)/"manifest.csv")
     man = write_synth_dataset(out, n, seed=seed, config=config, progress=progress)
-    with atomic_write(out/"synth.json") as tmp: tmp.write_text(json.dumps(key))
+    mark_done(out, key, "synth.json")
     return man
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core import SoundCollageError, atomic_write, check_scale, scale_table, shared_path, torch_threads
+from ..core import SoundCollageError, atomic_write, check_scale, is_done, mark_done, scale_table, shared_path, torch_threads
 from ..datasets import (make_manifest, read_manifest, write_manifest, audiocaps_manifest, esc50_manifest, fsdd_manifest,
                                       tut17_manifest, urbansound8k_manifest)
 from ..synth import cached_synth_dataset, SynthConfig
@@ -20,7 +20,7 @@ from ..clap.train import TrainConfig, train_clap, split_validation
 from ..clap.zeroshot import zero_shot_eval
 from ..clap.embed import embed_audio_store, embed_text_store, load_store
 from ..clap.curate import curate_du, curate_ds, curate_ads, curation_counts, prompt_manifest
-from .runner import require_paths, is_done, mark_done
+from .runner import require_paths
 
 
 # %% auto #0

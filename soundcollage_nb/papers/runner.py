@@ -14,8 +14,7 @@ from ..core import SCALES, SoundCollageError, atomic_write, shared_path
 
 # %% auto #0
 __all__ = ['REPORTED', 'PAPERS', 'ARTEFACT_SUFFIXES', 'fmt_mean_std', 'markdown_table', 'save_table', 'save_figure',
-           'require_paths', 'is_done', 'mark_done', 'papers_root', 'paper_notebooks', 'write_index', 'run_papers',
-           'cmd_paper', 'add_commands']
+           'require_paths', 'papers_root', 'paper_notebooks', 'write_index', 'run_papers', 'cmd_paper', 'add_commands']
 
 # %% ../../nbs/80_papers.runner.ipynb #c005
 def fmt_mean_std(values, digits:int=2) -> str:
@@ -87,19 +86,6 @@ def require_paths(needed:dict, scale:str) -> dict:
         raise SoundCollageError(f"scale {scale!r} needs data that is not here:\n" + "\n".join(missing) +
                                 "\nSee data/README.md for where to get each dataset and the layout expected.")
     return {k: Path(v) for k, v in needed.items()}
-
-# %% ../../nbs/80_papers.runner.ipynb #n007
-def is_done(folder, params:dict) -> bool:
-    "True when `folder/done.json` records exactly `params` (a finished step with these settings)."
-    f = Path(folder)/"done.json"
-    return f.exists() and json.loads(f.read_text()) == json.loads(json.dumps(params))
-
-def mark_done(folder, params:dict) -> Path:
-    "Record `params` in `folder/done.json` (atomically), once the step's outputs are written."
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    with atomic_write(Path(folder)/"done.json") as tmp: tmp.write_text(json.dumps(params))
-    return Path(folder)/"done.json"
-
 
 # %% ../../nbs/80_papers.runner.ipynb #c013
 PAPERS = ("soundcollage", "clap_curation")
