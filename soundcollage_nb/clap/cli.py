@@ -4,10 +4,9 @@
 
 # %% ../../nbs/62_clap.cli.ipynb #c002
 from __future__ import annotations
-import argparse, json, time
+import json, time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ..core import SoundCollageError, atomic_write

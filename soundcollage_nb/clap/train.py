@@ -4,7 +4,7 @@
 
 # %% ../../nbs/54_clap.train.ipynb #c002
 from __future__ import annotations
-import copy, json, math, time
+import copy, math, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -14,8 +14,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import SoundCollageError, atomic_write, get_device, seed_everything
-from ..datasets import make_manifest, read_manifest, write_manifest
-from .model import CLAP, CLAPConfig, build_config, clap_state, load_clap
+from ..datasets import make_manifest, write_manifest
+from .model import CLAP, CLAPConfig, build_config, clap_state
 from .losses import contrastive_loss, soft_contrastive_loss
 from .data import ClipSource
 from .zeroshot import DEFAULT_TEMPLATE, class_prompt

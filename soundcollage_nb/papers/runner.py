@@ -4,7 +4,7 @@
 
 # %% ../../nbs/80_papers.runner.ipynb #c002
 from __future__ import annotations
-import argparse, datetime as _dt, json, time
+import datetime as _dt, time
 from pathlib import Path
 
 import numpy as np

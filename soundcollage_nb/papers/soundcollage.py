@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import SoundCollageError, check_scale, is_done, mark_done, scale_table, shared_path
-from ..datasets import read_manifest, esc50_manifest, load_manifest
+from ..datasets import esc50_manifest, load_manifest
 from ..synth import cached_synth_dataset, SynthConfig
 from ..soundcollage.pipeline import discover, clearest_class_downstream, load_item, task_side
 from ..soundcollage.downstream import heldout_eval, METRICS

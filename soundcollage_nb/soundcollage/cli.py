@@ -4,7 +4,7 @@
 
 # %% ../../nbs/41_soundcollage.cli.ipynb #c002
 from __future__ import annotations
-import argparse, time
+import time
 from pathlib import Path
 
 import numpy as np
