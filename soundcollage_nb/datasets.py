@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_datasets.ipynb #c002
 from __future__ import annotations
-import csv, json, math, warnings
+import csv, json, math, re, warnings, zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,18 +12,21 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .core import AudioLoadError, SoundCollageError, atomic_write, shared_path
+from .core import AudioLoadError, ParameterError, SoundCollageError, atomic_write, shared_path
 from .audio import AUDIO_EXTENSIONS, audio_info, load_audio
 
 # %% auto #0
-__all__ = ['MANIFEST_COLUMNS', 'DIGIT_NAMES', 'MANIFEST_KINDS', 'REJECTED_COLUMNS', 'SOUNDATA_NAMES', 'make_manifest',
+__all__ = ['MANIFEST_COLUMNS', 'REJECTED_COLUMNS', 'ESC50_TO_AUDIOSET', 'SOUNDCOLLAGE_SUBSETS', 'SPEECH_MID',
+           'SPEECH_SUBSET_CHILDREN', 'DIGIT_NAMES', 'MANIFEST_KINDS', 'SOUNDATA_NAMES', 'make_manifest',
            'write_manifest', 'read_manifest', 'folder_manifest', 'esc50_manifest', 'urbansound8k_manifest',
-           'tut17_manifest', 'fsd50k_manifest', 'load_ontology', 'audioset_manifest', 'fsdd_manifest',
-           'audiocaps_manifest', 'clotho_manifest', 'caption_manifest', 'load_manifest', 'check_clip', 'validate',
-           'manifest_from', 'download_dataset']
+           'tut17_manifest', 'load_ontology', 'ontology_descendants', 'audioset_class_labels', 'audioset_manifest',
+           'audioset_subset', 'random_selection', 'fsd50k_name', 'fsd50k_vocabulary', 'fsd50k_manifest',
+           'fsdd_manifest', 'audiocaps_manifest', 'clotho_manifest', 'caption_manifest', 'load_manifest', 'check_clip',
+           'validate', 'manifest_from', 'download_dataset']
 
 # %% ../nbs/02_datasets.ipynb #c005
 MANIFEST_COLUMNS = ["clip_id", "path", "offset", "duration", "labels", "fold", "split", "caption", "source"]
+REJECTED_COLUMNS = ["clip_id", "path", "reason"]
 
 def make_manifest(rows) -> pd.DataFrame:
     "A manifest from a list of dicts or a DataFrame: schema columns first, defaults filled, types fixed."
@@ -88,15 +91,52 @@ def _find(root:Path, *candidates) -> Path:
         if (root/c).exists(): return root/c
     raise SoundCollageError(f"{root}: none of {', '.join(candidates)} found")
 
-def esc50_manifest(root) -> pd.DataFrame:
+def esc50_manifest(root,                      # ESC-50 folder (with `meta/esc50.csv` or `esc50.csv`, and `audio/`)
+                   audioset_names:bool=False, # label clips with AudioSet ontology names (`ESC50_TO_AUDIOSET`)
+                  ) -> pd.DataFrame:
     "ESC-50 (or ESC-10 via the `esc10` column) from its metadata CSV."
     root = Path(root).resolve()
     meta = pd.read_csv(_find(root, "meta/esc50.csv", "esc50.csv"))
+    if audioset_names and (unknown := sorted(set(meta.category) - set(ESC50_TO_AUDIOSET))):
+        raise SoundCollageError(f"{root}: categories without an AudioSet name in ESC50_TO_AUDIOSET: {unknown[:3]}")
+    name = ESC50_TO_AUDIOSET.get if audioset_names else str
     df = pd.DataFrame({"clip_id": meta.filename.map(lambda f: Path(f).stem),
                        "path": meta.filename.map(lambda f: str(root/"audio"/f)),
-                       "labels": meta.category.map(lambda c: [c]), "fold": meta.fold, "source": "esc50"})
-    extra = meta.drop(columns=["filename", "fold", "category"])
+                       "labels": meta.category.map(lambda c: [name(c)]), "fold": meta.fold, "source": "esc50"})
+    extra = meta.drop(columns=["filename", "fold"] + ([] if audioset_names else ["category"]))
     return make_manifest(pd.concat([df, extra], axis=1))
+
+
+# %% ../nbs/02_datasets.ipynb #n001
+ESC50_TO_AUDIOSET = {
+    # animals (targets 0-9)
+    "dog": "Dog", "rooster": "Chicken, rooster", "pig": "Pig", "cow": "Cattle, bovinae", "frog": "Frog",
+    "cat": "Cat", "hen": "Cluck",                        # nearest: the hen's call; "Chicken, rooster" is taken by rooster
+    "insects": "Insect", "sheep": "Sheep", "crow": "Crow",
+    # natural soundscapes and water (10-19)
+    "rain": "Rain", "sea_waves": "Waves, surf", "crackling_fire": "Crackle", "crickets": "Cricket",
+    "chirping_birds": "Chirp, tweet", "water_drops": "Drip", "wind": "Wind", "pouring_water": "Pour",
+    "toilet_flush": "Toilet flush", "thunderstorm": "Thunderstorm",
+    # human, non-speech (20-29)
+    "crying_baby": "Baby cry, infant cry", "sneezing": "Sneeze", "clapping": "Clapping", "breathing": "Breathing",
+    "coughing": "Cough", "footsteps": "Walk, footsteps", "laughing": "Laughter", "brushing_teeth": "Toothbrush",
+    "snoring": "Snoring",
+    "drinking_sipping": "Liquid",                        # nearest: no drinking / sipping / slurping class
+    # interior, domestic (30-39)
+    "door_wood_knock": "Knock",
+    "mouse_click": "Clicking",                           # nearest: no computer-mouse class
+    "keyboard_typing": "Computer keyboard", "door_wood_creaks": "Creak",
+    "can_opening": "Burst, pop",                         # nearest: no can-opening class
+    "washing_machine": "Mechanisms",                     # nearest: no washing machine; parent of the household machine classes
+    "vacuum_cleaner": "Vacuum cleaner", "clock_alarm": "Alarm clock", "clock_tick": "Tick-tock",
+    "glass_breaking": "Shatter",
+    # exterior, urban (40-49)
+    "helicopter": "Helicopter", "chainsaw": "Chainsaw", "siren": "Siren",
+    "car_horn": "Vehicle horn, car horn, honking", "engine": "Engine", "train": "Train", "church_bells": "Church bell",
+    "airplane": "Fixed-wing aircraft, airplane", "fireworks": "Fireworks",
+    "hand_saw": "Sawing",                                # nearest: no hand-saw class
+}
+
 
 # %% ../nbs/02_datasets.ipynb #c017
 def urbansound8k_manifest(root, official_folds_only:bool=True) -> pd.DataFrame:
@@ -138,53 +178,189 @@ def tut17_manifest(development=None, evaluation=None) -> pd.DataFrame:
     if not parts: raise SoundCollageError("tut17_manifest needs a development and/or an evaluation folder")
     return make_manifest(pd.concat(parts, ignore_index=True))
 
-# %% ../nbs/02_datasets.ipynb #c023
-def fsd50k_manifest(root) -> pd.DataFrame:
-    "FSD50K development (train/val) and evaluation clips with their vocabulary labels."
-    root = Path(root).resolve()
-    gt = _find(root, "FSD50K.ground_truth")
-    vocab = pd.read_csv(gt/"vocabulary.csv", header=None, names=["index", "label", "mid"]) if (gt/"vocabulary.csv").exists() else None
-    known = set(vocab.label) if vocab is not None else None
-    parts = []
-    for name, audio in [("dev", "FSD50K.dev_audio"), ("eval", "FSD50K.eval_audio")]:
-        if not (gt/f"{name}.csv").exists(): continue
-        meta = pd.read_csv(gt/f"{name}.csv", dtype={"fname": str})
-        labels = meta["labels"].map(lambda s: s.split(","))
-        if known is not None:
-            bad = sorted({l for ls in labels for l in ls} - known)
-            if bad: raise SoundCollageError(f"{gt/name}.csv: labels not in vocabulary.csv: {bad[:3]}")
-        parts.append(pd.DataFrame({"clip_id": [f"{name}/{f}" for f in meta.fname],
-                                   "path": [str(root/audio/f"{f}.wav") for f in meta.fname], "labels": labels,
-                                   "split": meta["split"] if "split" in meta else "eval", "source": "fsd50k",
-                                   "mids": meta["mids"].map(lambda s: s.split(","))}))
-    if not parts: raise SoundCollageError(f"{gt}: neither dev.csv nor eval.csv found")
-    return make_manifest(pd.concat(parts, ignore_index=True))
-
 # %% ../nbs/02_datasets.ipynb #c026
 def load_ontology(path) -> dict:
-    "AudioSet ontology as `{mid: record}` (each record has `name`, `child_ids`, ...)."
-    return {r["id"]: r for r in json.loads(Path(path).read_text())}
+    "AudioSet ontology as `{mid: record}` (each record has `name`, `child_ids`, ...); a loaded dict passes through."
+    if isinstance(path, dict): return path
+    try: records = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e: raise SoundCollageError(f"{path}: not a readable AudioSet ontology ({e})") from None
+    return {r["id"]: r for r in records}
+
+def _mid_of(onto:dict, name_or_mid:str) -> str:
+    if name_or_mid in onto: return name_or_mid
+    for mid, r in onto.items():
+        if r["name"] == name_or_mid: return mid
+    raise ParameterError(f"{name_or_mid!r} is neither a class id nor a class name of the AudioSet ontology")
+
+def ontology_descendants(ontology,   # ontology.json path or a `load_ontology` dict
+                         mid:str,    # class id (or name) to start from
+                        ) -> set:
+    "Ids of every class below `mid` in the ontology (children, their children, ...), `mid` itself excluded."
+    onto = load_ontology(ontology)
+    seen, todo = set(), list(onto[_mid_of(onto, mid)]["child_ids"])
+    while todo:
+        m = todo.pop()
+        if m in seen: continue
+        seen.add(m); todo.extend(onto.get(m, {}).get("child_ids", []))
+    return seen
+
+def audioset_class_labels(path) -> pd.DataFrame:
+    "AudioSet's `class_labels_indices.csv` as a table (index, mid, display_name)."
+    df = pd.read_csv(path, dtype={"mid": str, "display_name": str}, keep_default_na=False)
+    if list(df.columns) != ["index", "mid", "display_name"]:
+        raise SoundCollageError(f"{path}: expected the columns index,mid,display_name, got {','.join(map(str, df.columns))}")
+    return df
+
+def _names_of(ontology) -> dict:
+    "{mid: name} from an ontology (path or dict) or from a class_labels_indices.csv."
+    if not isinstance(ontology, dict) and Path(ontology).suffix.lower() == ".csv":
+        cl = audioset_class_labels(ontology); return dict(zip(cl.mid, cl.display_name))
+    return {mid: r["name"] for mid, r in load_ontology(ontology).items()}
+
+
+# %% ../nbs/02_datasets.ipynb #n005
+_YTID = re.compile(r"[A-Za-z0-9_-]{11}")
+
+def _read_segments(path:Path) -> tuple[list, list]:
+    "Rows of a segment list as dicts, and the rejected rows as (clip_id, reason)."
+    rows, bad, header = [], [], True
+    for no, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip(): continue
+        if header and line.startswith("#"): continue
+        fields = next(csv.reader([line], skipinitialspace=True))
+        if header and fields[0].strip() == "YTID": continue          # column line of a re-saved copy
+        header = False
+        ytid, mids = fields[0].strip(), [m.strip() for f in fields[3:] for m in f.split(",") if m.strip()]
+        try: start, end = float(fields[1]), float(fields[2])
+        except (IndexError, ValueError): start = end = None
+        if not _YTID.fullmatch(ytid) or start is None or not mids:
+            bad.append((ytid or f"line {no}", f"{path}: line {no}: not a `YTID, start, end, \"labels\"` row: {line[:60]!r}"))
+            continue
+        rows.append({"ytid": ytid, "start_text": fields[1].strip(), "start": start, "end": end, "mids": mids})
+    return rows, bad
+
+def _clip_stems(ytid:str, start_text:str, start:float, end:float) -> list:
+    "File stems a downloaded clip may have, most specific first."
+    se = f"{start:.3f}_{end:.3f}"
+    return [f"Y{ytid}_{se}", f"{ytid}_{se}", f"{ytid}_{start_text}", f"{ytid}_{start:g}", f"Y{ytid}", ytid]
 
 def _audio_index(folder) -> dict:
     if folder is None or not Path(folder).is_dir(): return {}
-    return {p.stem: p for p in sorted(Path(folder).rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS}
+    return {p.stem: p for p in sorted(Path(folder).resolve().rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()}
 
-def audioset_manifest(segments_csv, audio_dir=None, ontology=None, trimmed:bool=True, split:str=None) -> pd.DataFrame:
-    "AudioSet segments with ontology names, matched to a local folder of clips named by YouTube id."
-    segments_csv = Path(segments_csv)
-    names = {mid: r["name"] for mid, r in load_ontology(ontology).items()} if ontology else {}
-    index, rows = _audio_index(audio_dir), []
-    with open(segments_csv, newline="") as f:
-        for rec in csv.reader((l for l in f if l.strip() and not l.lstrip().startswith("#")), skipinitialspace=True):
-            ytid, start, end, mids = rec[0], float(rec[1]), float(rec[2]), rec[3].split(",")
-            p = index.get(ytid) or index.get(f"{ytid}_{start:g}") or index.get(f"{ytid}_{int(start)}")
-            path = p or (Path(audio_dir)/f"{ytid}.wav" if audio_dir else Path(f"{ytid}.wav"))
-            rows.append({"clip_id": f"{ytid}_{start:g}", "path": str(Path(path).resolve()),
-                         "offset": 0.0 if trimmed else start, "duration": end - start,
-                         "labels": [names.get(m, m) for m in mids], "mids": mids})
-    df = make_manifest(rows)
-    df["split"], df["source"] = split or segments_csv.stem.replace("_segments", ""), "audioset"
+
+# %% ../nbs/02_datasets.ipynb #n006
+def audioset_manifest(segments_csv,           # a segment-list CSV, or a list of them (balanced, unbalanced, eval)
+                      audio_dir=None,         # folder searched recursively for the clips; None: text-only rows
+                      ontology=None,          # ontology.json, a `load_ontology` dict or a class_labels_indices.csv
+                      trimmed:bool=True,      # files hold just the segment (False: whole videos, offset = start)
+                      split:str=None,         # split of every row (default: the CSV's name without `_segments`)
+                      missing:str="reject",   # rows without a clip: "reject" (to `attrs["rejected"]`) or "keep" (path "")
+                     ) -> pd.DataFrame:
+    "AudioSet segments with ontology names, matched to downloaded clips; rejected rows in `df.attrs['rejected']`."
+    if missing not in ("reject", "keep"): raise ParameterError(f"missing must be 'reject' or 'keep', got {missing!r}")
+    csvs = [Path(segments_csv)] if isinstance(segments_csv, (str, Path)) else [Path(p) for p in segments_csv]
+    if audio_dir is not None and not Path(audio_dir).is_dir(): raise SoundCollageError(f"{audio_dir}: audio folder not found")
+    names = _names_of(ontology) if ontology is not None else {}
+    index, rows, rejected = _audio_index(audio_dir), [], []
+    for path in csvs:
+        if not path.is_file(): raise SoundCollageError(f"{path}: no such segment list")
+        segs, bad = _read_segments(path)
+        rejected += [(cid, "", why) for cid, why in bad]
+        for s in segs:
+            cid = f"{s['ytid']}_{s['start']:g}"
+            clip = next((index[k] for k in _clip_stems(s["ytid"], s["start_text"], s["start"], s["end"]) if k in index), None)
+            if clip is None and audio_dir is not None and missing == "reject":
+                rejected.append((cid, "", f"clip not found under {Path(audio_dir).resolve()}")); continue
+            rows.append({"clip_id": cid, "path": str(clip or ""), "offset": 0.0 if trimmed else s["start"],
+                         "duration": s["end"] - s["start"], "labels": [names.get(m, m) for m in s["mids"]],
+                         "split": split or path.stem.replace("_segments", ""), "source": "audioset",
+                         "mids": s["mids"], "ytid": s["ytid"]})
+    unknown = sorted({m for r in rows for m in r["mids"]} - set(names)) if names else []
+    if unknown: warnings.warn(f"{len(unknown)} class ids not in {ontology} kept as ids, e.g. {unknown[0]}")
+    df = make_manifest(rows if rows else pd.DataFrame(columns=MANIFEST_COLUMNS + ["mids", "ytid"]))
+    df.attrs["rejected"] = pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
     return df
+
+
+# %% ../nbs/02_datasets.ipynb #n010
+SOUNDCOLLAGE_SUBSETS = ("Speech", "Domestic sounds, home sounds", "Outside, rural or natural")
+SPEECH_MID = "/m/09x0r"
+SPEECH_SUBSET_CHILDREN = ("/m/05zppz", "/m/02zsn", "/m/0ytgt", "/m/0261r1")   # Male, Female, Child speech; Babbling
+
+def audioset_subset(manifest:pd.DataFrame,  # an `audioset_manifest` table (needs its `mids` column)
+                    ontology,               # ontology.json path or a `load_ontology` dict
+                    name:str,               # a class name or id: one of SOUNDCOLLAGE_SUBSETS, or any class
+                   ) -> pd.DataFrame:
+    "The clips of the SoundCollage subset `name`: Speech by the paper's rule, any other class with its descendants."
+    onto = load_ontology(ontology)
+    mid = _mid_of(onto, name)
+    if "mids" not in manifest.columns: raise ParameterError("audioset_subset: the manifest has no `mids` column (make it with audioset_manifest)")
+    if mid == SPEECH_MID:
+        keep = [len(set(ms)) == 2 and SPEECH_MID in ms and bool(set(ms) & set(SPEECH_SUBSET_CHILDREN)) for ms in manifest.mids]
+    else:
+        under = {mid} | ontology_descendants(onto, mid)
+        keep = [bool(under.intersection(ms)) for ms in manifest.mids]
+    return manifest[np.array(keep, dtype=bool)].reset_index(drop=True)
+
+
+# %% ../nbs/02_datasets.ipynb #n013
+def random_selection(df:pd.DataFrame,  # any table (manifest, segments, ...)
+                     n:int=10000,      # rows to keep (per group when `by` is given); all rows when fewer
+                     seed:int=0,       # seed of the draw
+                     by:str=None,      # column whose values are drawn from separately (e.g. the component)
+                    ) -> pd.DataFrame:
+    "A seeded random `n` rows of `df` (per group of `by`), in their original order."
+    if n < 1: raise ParameterError(f"random_selection: n must be >= 1, got {n}")
+    if by is not None and by not in df.columns: raise ParameterError(f"random_selection: no column {by!r} to group by")
+    def pick(pos, key):
+        if len(pos) <= n: return list(pos)
+        rng = np.random.default_rng([seed, zlib.crc32(str(key).encode())])
+        return list(rng.choice(pos, n, replace=False))
+    pos = np.arange(len(df))
+    groups = [("", pos)] if by is None else [(k, g.to_numpy()) for k, g in pd.Series(pos).groupby(df[by].to_numpy(), dropna=False)]
+    return df.iloc[sorted(p for k, g in groups for p in pick(g, k))].reset_index(drop=True)
+
+
+# %% ../nbs/02_datasets.ipynb #c023
+def fsd50k_name(label:str) -> str:
+    "An FSD50K label written as an AudioSet name (`_and_` -> ', ', `_` -> ' '): a heuristic, see the text."
+    return label.replace("_and_", ", ").replace("_", " ")
+
+def fsd50k_vocabulary(root) -> pd.DataFrame:
+    "FSD50K's `vocabulary.csv` (no header) as index, label, mid and the heuristic AudioSet `name`."
+    root = Path(root)
+    path = root if root.is_file() else _find(root.resolve(), "FSD50K.ground_truth/vocabulary.csv", "vocabulary.csv")
+    vocab = pd.read_csv(path, header=None, names=["index", "label", "mid"], dtype={"label": str, "mid": str})
+    return vocab.assign(name=vocab.label.map(fsd50k_name))
+
+def fsd50k_manifest(root,           # FSD50K folder (with FSD50K.ground_truth/, FSD50K.dev_audio/, FSD50K.eval_audio/)
+                    ontology=None,  # ontology.json / dict / class_labels_indices.csv: exact AudioSet names by mid
+                   ) -> pd.DataFrame:
+    "FSD50K development (train/val) and evaluation clips labelled with AudioSet names."
+    root = Path(root).resolve()
+    gt = _find(root, "FSD50K.ground_truth")
+    known = set(fsd50k_vocabulary(gt/"vocabulary.csv").label) if (gt/"vocabulary.csv").exists() else None
+    names = _names_of(ontology) if ontology is not None else None
+    parts = []
+    for name, audio in [("dev", "FSD50K.dev_audio"), ("eval", "FSD50K.eval_audio")]:
+        if not (gt/f"{name}.csv").exists(): continue
+        meta = pd.read_csv(gt/f"{name}.csv", dtype={"fname": str, "labels": str, "mids": str})
+        labels, mids = meta["labels"].map(lambda s: s.split(",")), meta["mids"].map(lambda s: s.split(","))
+        if known is not None and (bad := sorted({l for ls in labels for l in ls} - known)):
+            raise SoundCollageError(f"{gt/name}.csv: labels not in vocabulary.csv: {bad[:3]}")
+        if (labels.map(len) != mids.map(len)).any(): raise SoundCollageError(f"{gt/name}.csv: labels and mids of unequal length")
+        if names is not None and (bad := sorted({m for ms in mids for m in ms} - set(names))):
+            raise SoundCollageError(f"{gt/name}.csv: mids not in {ontology}: {bad[:3]}")
+        parts.append(pd.DataFrame({"clip_id": [f"{name}/{f}" for f in meta.fname],
+                                   "path": [str(root/audio/f"{f}.wav") for f in meta.fname],
+                                   "labels": [[names[m] for m in ms] for ms in mids] if names is not None else
+                                             labels.map(lambda ls: [fsd50k_name(l) for l in ls]),
+                                   "split": meta["split"] if "split" in meta else "eval", "source": "fsd50k",
+                                   "mids": mids, "fsd50k_labels": labels}))
+    if not parts: raise SoundCollageError(f"{gt}: neither dev.csv nor eval.csv found")
+    return make_manifest(pd.concat(parts, ignore_index=True))
+
 
 # %% ../nbs/02_datasets.ipynb #c029
 DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -239,8 +415,6 @@ def load_manifest(src, kind:str="folder", **kwargs) -> pd.DataFrame:
     return MANIFEST_KINDS[kind](src, **kwargs)
 
 # %% ../nbs/02_datasets.ipynb #c036
-REJECTED_COLUMNS = ["clip_id", "path", "reason"]
-
 def check_clip(path, offset:float=0.0, duration:float=None, min_duration:float=0.1,
                allow_silent:bool=False, silence_db:float=-90.0) -> str | None:
     "Why the clip at `path` is unusable, or None when it is fine."
@@ -270,7 +444,7 @@ def validate(manifest:pd.DataFrame, min_duration:float=0.1, allow_silent:bool=Fa
 def manifest_from(src) -> tuple[pd.DataFrame, pd.DataFrame]:
     "(manifest, rejected) from a manifest DataFrame, a manifest CSV, or a folder of audio (validated)."
     none = pd.DataFrame(columns=REJECTED_COLUMNS)
-    if isinstance(src, pd.DataFrame): return src, none
+    if isinstance(src, pd.DataFrame): return src, src.attrs.get("rejected", none)
     src = Path(src)
     if src.is_dir(): return validate(folder_manifest(src), progress=False)
     if src.is_file(): return read_manifest(src), none
