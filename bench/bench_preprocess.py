@@ -1,6 +1,7 @@
 """Benchmark SoundCollage pre-processing against the public recipe (librosa + ruptures, one clip at a time).
 
     .venv/bin/python bench/bench_preprocess.py [--n 32] [--batch-size 8] [--device auto] [--parity-all]
+                                               [--pipelines] [--workers 4]
 
 Clips: 10 s made of two consecutive ESC-50 clips from ../shared (real audio), or synthetic 10 s clips when
 ../shared is absent. Stages timed in the same run on the same clips:
@@ -8,19 +9,24 @@ Clips: 10 s made of two consecutive ESC-50 clips from ../shared (real audio), or
   segmentation  librosa tempogram + ruptures KernelCPD    (the same code on both sides)
   features      librosa MFCC 64x64 per segment            vs  batched torch mfcc_64x64_batch
   end-to-end    all of the above per clip                 vs  preprocess_clips (batched) [+ 2 worker processes]
+  runner        (--pipelines) preprocess_manifest on the clips written as FLAC: pipeline="chunks" (on a GPU: one
+                process) vs pipeline="split" (device stages here, decoding + segmentation in --workers processes),
+                with a check that both give the same segments and features
 Prints clips/s per stage, separation parity (SNR of ours vs the reference over both components together) and
 RESULT lines.
 """
-import argparse, os, platform, sys, time
+import argparse, os, platform, sys, tempfile, time
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
 
-from soundcollage_nb.audio import load_audio
+from soundcollage_nb.audio import load_audio, save_audio
+from soundcollage_nb.datasets import make_manifest
 from soundcollage_nb.core import get_device, shared_path
 from soundcollage_nb.soundcollage.features import mfcc_64x64, mfcc_64x64_batch
-from soundcollage_nb.soundcollage.preprocess import PreprocessConfig, preprocess_clips
+from soundcollage_nb.soundcollage.preprocess import PreprocessConfig, preprocess_clips, preprocess_manifest
 from soundcollage_nb.soundcollage.segment import segment_clip
 from soundcollage_nb.soundcollage.separate import librosa_repet_sim, repet_sim_batch, snr_db
 from soundcollage_nb.synth import SynthConfig, synth_clip
@@ -67,6 +73,29 @@ def _ours_chunk(clips, threads):
     return preprocess_clips(list(clips), PreprocessConfig(), device="cpu")
 
 
+def bench_pipelines(Y, dev, batch_size, workers):
+    "preprocess_manifest, chunk vs split pipeline, on the clips written to a temporary folder: clips/s of each."
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        rows = []
+        for i, y in enumerate(Y):
+            save_audio(d / f"clip{i:04d}.flac", np.clip(y, -0.999, 0.999), SR)
+            rows.append({"clip_id": f"clip{i:04d}", "path": str(d / f"clip{i:04d}.flac")})
+        man = make_manifest(rows)
+        runs = {}
+        for pipeline in ("chunks", "split"):
+            t = time.perf_counter()
+            runs[pipeline] = preprocess_manifest(man, d / pipeline, workers=workers, device=str(dev), batch_size=batch_size,
+                                                 progress=False, pipeline=pipeline)
+            runs[pipeline].cps = len(Y) / (time.perf_counter() - t)
+    a, b = runs["chunks"], runs["split"]
+    same_segments = a.segments.drop(columns="path").equals(b.segments.drop(columns="path"))
+    dfeat = float(np.abs(a.features.astype(np.float32) - b.features.astype(np.float32)).max()) if same_segments else float("nan")
+    print(f"runner       chunks {a.cps:7.2f} clips/s   split ({workers} CPU workers) {b.cps:7.2f} clips/s   x{b.cps / a.cps:.2f}"
+          f"   same segments: {same_segments}, max |feature diff| {dfeat:.2g}")
+    return a.cps, b.cps
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=32, help="number of 10 s clips")
@@ -74,6 +103,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--parity-all", action="store_true", help="parity on every 5 s ESC-50 clip in ../shared")
+    ap.add_argument("--pipelines", action="store_true", help="also time preprocess_manifest, chunk vs split pipeline")
+    ap.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 1) - 1), help="worker processes for --pipelines")
     args = ap.parse_args()
     dev = get_device(args.device)
     cfg = PreprocessConfig()
@@ -124,6 +155,11 @@ def main():
         e2e_par = len(Y) / t_par
         print(f"             ours ({workers} worker processes) {e2e_par:7.2f} clips/s   x{e2e_par / e2e_ref:.1f}")
         best = max(best, e2e_par)
+
+    if args.pipelines:
+        cps_chunks, cps_split = bench_pipelines(Y, dev, args.batch_size, args.workers)
+        print(f"RESULT runner_chunks_clips_per_s_{dev.type} {cps_chunks:.2f}")
+        print(f"RESULT runner_split_clips_per_s_{dev.type} {cps_split:.2f}")
 
     if args.parity_all:
         esc = shared_path("data", "esc50-public", "audio")

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/30_soundcollage.labeling.ipynb #c002
 from __future__ import annotations
-import csv, io, math, os
+import csv, io, math, os, warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +15,8 @@ from ..audio import resample
 
 # %% auto #0
 __all__ = ['YAMNET_SR', 'YAMNET_WINDOW', 'YAMNET_HOP', 'YAMNET_HUB', 'YAMNET_INSTALL_HINT', 'YAMNET_ENV', 'n_windows',
-           'frame_waveform', 'window_mask', 'Labeler', 'read_class_map', 'YamnetTFLite', 'YamnetTFHub',
-           'GroundTruthLabeler', 'default_labeler']
+           'frame_waveform', 'window_mask', 'Labeler', 'read_class_map', 'YamnetTFLite', 'tf_grow_gpu_memory',
+           'YamnetTFHub', 'GroundTruthLabeler', 'default_labeler']
 
 # %% ../../nbs/30_soundcollage.labeling.ipynb #c005
 YAMNET_SR = 16_000       # YAMNet's sample rate (Hz)
@@ -141,6 +141,21 @@ class YamnetTFLite(Labeler):
             out.append(self._interp.get_tensor(self._out)[0].copy())
         return np.stack(out)
 
+# %% ../../nbs/30_soundcollage.labeling.ipynb #n000
+def tf_grow_gpu_memory(tf=None,   # the tensorflow module (None: import it)
+                      ) -> list:  # the physical GPUs TF sees
+    "Let TensorFlow take GPU memory as it needs it, not nearly all of it at once; warn if too late to change."
+    if tf is None: import tensorflow as tf
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        try: tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError as e:                 # TF initialised its GPUs already: all of them, so stop here
+            warnings.warn(f"TensorFlow's GPUs are already initialised, memory growth unchanged: it may hold most "
+                          f"of the GPU memory ({e})", RuntimeWarning)
+            break
+    return gpus
+
+
 # %% ../../nbs/30_soundcollage.labeling.ipynb #c017
 YAMNET_HUB = "https://tfhub.dev/google/yamnet/1"
 YAMNET_INSTALL_HINT = ("install the YAMNet extra: pip install 'soundcollage_nb[yamnet]' "
@@ -151,6 +166,7 @@ class YamnetTFHub(Labeler):
     def __init__(self, handle:str=YAMNET_HUB):  # hub URL or local SavedModel folder
         try:
             import tensorflow as tf
+            tf_grow_gpu_memory(tf)                # before anything in TF touches a GPU
             import tensorflow_hub as hub
         except ImportError as e:
             raise SoundCollageError(f"YamnetTFHub needs tensorflow and tensorflow_hub ({e}); {YAMNET_INSTALL_HINT}. "

@@ -5,8 +5,10 @@
 # %% ../../nbs/13_soundcollage.preprocess.ipynb #c002
 from __future__ import annotations
 import hashlib, json, multiprocessing, os
+from collections import deque
 from types import SimpleNamespace
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import soundcollage_nb
 from ..core import SoundCollageError, AudioLoadError, ParameterError, atomic_write, file_sha256, get_device
 from ..audio import load_audio, save_audio
 from ..datasets import read_manifest, write_manifest, REJECTED_COLUMNS
-from .separate import repet_sim_batch
+from .separate import repet_sim_batch, separation_width
 from .segment import segment_clip, pad_centered
 from .features import mfcc_64x64, mfcc_64x64_batch
 
@@ -62,34 +64,45 @@ class ClipResult:
     width_frames: int = 0                         # REPET-SIM width used (frames)
     width_shrunk: bool = False
 
-def preprocess_clips(clips:list, cfg:PreprocessConfig=PreprocessConfig(), device="auto") -> list:
-    "Pre-process in-memory clips (mono float32 at `cfg.sr`): a `ClipResult` per clip."
-    results = [ClipResult() for _ in clips]
-    comps = {}                                    # clip index -> {component: waveform}
-    by_len = {}
+def _separate(clips:list, cfg:PreprocessConfig, device) -> list:
+    "Stage 1 (on `device`): per clip, {component: waveform} and the REPET-SIM width used, batched by length."
+    out, by_len = [None]*len(clips), {}
     for i, y in enumerate(clips): by_len.setdefault(len(y), []).append(i)
     for idx in by_len.values():
         sep = repet_sim_batch(np.stack([clips[i] for i in idx]), cfg.sr, width_seconds=cfg.width_seconds, device=device)
         for j, i in enumerate(idx):
-            comps[i] = {"vocal": sep.vocal[j], "background": sep.background[j]}
-            results[i].width_frames, results[i].width_shrunk = sep.width_frames, sep.width_shrunk
-    padded, owner = [], []
-    for i in range(len(clips)):
-        for comp in cfg.components:
-            seg = segment_clip(comps[i][comp], cfg.sr, penalty=cfg.penalty, features=cfg.segment_features,
-                               min_duration=cfg.min_segment, pad_to=cfg.pad_to)
-            for (s, e), p in zip(seg.bounds.tolist(), seg.segments):
-                results[i].segments.append({"component": comp, "start": s/cfg.sr, "end": e/cfg.sr,
-                                            "audio": comps[i][comp][s:e].astype(np.float32)})
-                padded.append(p); owner.append(i)
-        padded.append(pad_centered(clips[i], int(round(cfg.pad_to*cfg.sr)))[0]); owner.append(-1 - i)
+            comps = {"vocal": sep.vocal[j], "background": sep.background[j]}
+            out[i] = {**{c: comps[c] for c in cfg.components}, "width": (sep.width_frames, sep.width_shrunk)}
+    return out
+
+def _segment(sep:dict, cfg:PreprocessConfig) -> tuple:
+    "Stage 2 (CPU, picklable): one clip's segments (dicts) and their padded waveforms, component by component."
+    segs, padded = [], []
+    for comp in cfg.components:
+        seg = segment_clip(sep[comp], cfg.sr, penalty=cfg.penalty, features=cfg.segment_features,
+                           min_duration=cfg.min_segment, pad_to=cfg.pad_to)
+        for (s, e), p in zip(seg.bounds.tolist(), seg.segments):
+            segs.append({"component": comp, "start": s/cfg.sr, "end": e/cfg.sr, "audio": sep[comp][s:e].astype(np.float32)})
+            padded.append(p)
+    return segs, padded
+
+def _features(items:list, cfg:PreprocessConfig, device) -> list:
+    "Stage 3 (on `device`): `ClipResult`s of [(clip, separation, segmentation)], all MFCCs in one call."
+    n = int(round(cfg.pad_to*cfg.sr)) if cfg.pad_to else 0
+    padded = [p for y, _, (_, ps) in items for p in ps + [pad_centered(y, n)[0] if n else y]]
     dev = get_device(device)
     feats = (mfcc_64x64_batch(padded, cfg.sr, device=dev) if dev.type == "cuda"
              else np.stack([mfcc_64x64(p, cfg.sr) for p in padded]))
-    for i in range(len(clips)):
-        results[i].features = feats[[k for k, o in enumerate(owner) if o == i]]
-        results[i].baseline = feats[owner.index(-1 - i)]
-    return results
+    out, k = [], 0
+    for _, sep, (segs, ps) in items:
+        out.append(ClipResult(segs, feats[k:k + len(ps)], feats[k + len(ps)], *sep["width"])); k += len(ps) + 1
+    return out
+
+def preprocess_clips(clips:list, cfg:PreprocessConfig=PreprocessConfig(), device="auto") -> list:
+    "Pre-process in-memory clips (mono float32 at `cfg.sr`): a `ClipResult` per clip."
+    seps = _separate(clips, cfg, device)
+    return _features([(y, s, _segment(s, cfg)) for y, s in zip(clips, seps)], cfg, device)
+
 
 # %% ../../nbs/13_soundcollage.preprocess.ipynb #c011
 def _cache_name(row, cfg:PreprocessConfig) -> str:
@@ -118,31 +131,77 @@ def _write_clip(out:Path, clip_id:str, res:ClipResult, cfg:PreprocessConfig, cac
                  start=np.array([s["start"] for s in res.segments]), end=np.array([s["end"] for s in res.segments]),
                  width=np.array([res.width_frames, int(res.width_shrunk)]), gain=np.array(gains, dtype=np.float64))
 
-def _process_chunk(rows:list, out:str, cfg:PreprocessConfig, device:str, threads:int) -> list:
-    "Worker: load, pre-process and write a chunk of manifest rows; returns [(clip_id, path, reason)] rejects."
-    import torch
-    if threads: torch.set_num_threads(threads)
-    out, rejected, ok = Path(out), [], []
+def _load_chunk(rows:list, cfg:PreprocessConfig) -> tuple:
+    "Worker: decode a chunk of rows: ([(row, clip)] that can be separated, [(clip_id, path, reason)] rejects)."
+    rejected, ok, good = [], [], []
     for row in rows:
         try: ok.append((row, _load_row(row, cfg.sr)))
         except AudioLoadError as e: rejected.append((row.clip_id, row.path, e.reason))
-    good = []
     for row, y in ok:
-        try:
-            from soundcollage_nb.soundcollage.separate import separation_width
-            separation_width(len(y), cfg.sr, cfg.width_seconds); good.append((row, y))
+        try: separation_width(len(y), cfg.sr, cfg.width_seconds); good.append((row, y))
         except SoundCollageError as e: rejected.append((row.clip_id, row.path, str(e)))
-    if good:
-        try: results = preprocess_clips([y for _, y in good], cfg, device)
-        except Exception:                             # isolate the clip that fails
-            results = []
-            for row, y in good:
-                try: results.append(preprocess_clips([y], cfg, device)[0])
-                except Exception as e: results.append(e)
-        for (row, _), res in zip(good, results):
-            if isinstance(res, Exception): rejected.append((row.clip_id, row.path, f"pre-processing failed: {res}")); continue
-            _write_clip(out, row.clip_id, res, cfg, out/"cache"/_cache_name(row, cfg))
+    return good, rejected
+
+def _isolate(fn, items:list) -> list:
+    "`fn(items)`; if that raises, `fn([item])[0]` item by item, the exception standing in for a failing item."
+    try: return fn(items)
+    except Exception:
+        out = []
+        for x in items:
+            try: out.append(fn([x])[0])
+            except Exception as e: out.append(e)
+        return out
+
+def _stage(fn, items:list) -> list:
+    "`_isolate(fn, ...)` over the items that are not exceptions yet; exceptions pass through."
+    ok = [i for i, x in enumerate(items) if not isinstance(x, Exception)]
+    out = list(items)
+    for i, r in zip(ok, _isolate(fn, [items[i] for i in ok]) if ok else []): out[i] = r
+    return out
+
+def _write_results(out:Path, rows:list, results:list, cfg:PreprocessConfig) -> list:
+    "Write each finished clip; returns the rejects of the results that are exceptions."
+    rejected = []
+    for row, res in zip(rows, results):
+        if isinstance(res, Exception): rejected.append((row.clip_id, row.path, f"pre-processing failed: {res}")); continue
+        _write_clip(out, row.clip_id, res, cfg, out/"cache"/_cache_name(row, cfg))
     return rejected
+
+def _process_chunk(rows:list, out:str, cfg:PreprocessConfig, device:str, threads:int) -> list:
+    "Worker of the chunk pipeline: load, pre-process and write a chunk of rows; returns its rejects."
+    import torch
+    if threads: torch.set_num_threads(threads)
+    good, rejected = _load_chunk(rows, cfg)
+    results = _stage(lambda ys: preprocess_clips(ys, cfg, device), [y for _, y in good])
+    return rejected + _write_results(Path(out), [row for row, _ in good], results, cfg)
+
+
+# %% ../../nbs/13_soundcollage.preprocess.ipynb #c011b
+def _segmented(y, sep, fut):
+    "(clip, separation, segmentation) once the worker's `_segment` is done, or the exception it raised."
+    try: return (y, sep, fut.result())
+    except BrokenProcessPool: raise                # the pool died: not this clip's fault, stop (a rerun resumes)
+    except Exception as e: return e
+
+def _run_split(chunks:list, out:Path, cfg:PreprocessConfig, dev, workers:int, bar) -> list:
+    "The split pipeline: separation and MFCCs on `dev` here, decoding and segmentation in a CPU pool; the rejects."
+    rejected, inflight = [], deque()
+    def finish(rows, jobs):                        # chunk k-1: wait for its segmentations, MFCCs, write
+        items = [j if isinstance(j, Exception) else _segmented(*j) for j in jobs]
+        rejected.extend(_write_results(out, rows, _stage(lambda b: _features(b, cfg, dev), items), cfg))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        loads = deque(pool.submit(_load_chunk, ch, cfg) for ch in chunks[:2])
+        for k, ch in enumerate(chunks):
+            good, rej = loads.popleft().result(); rejected.extend(rej)
+            if k + 2 < len(chunks): loads.append(pool.submit(_load_chunk, chunks[k + 2], cfg))
+            ys = [y for _, y in good]
+            seps = _stage(lambda b: _separate(b, cfg, dev), ys)
+            jobs = [s if isinstance(s, Exception) else (y, s, pool.submit(_segment, s, cfg)) for y, s in zip(ys, seps)]
+            inflight.append(([row for row, _ in good], jobs, len(ch)))
+            while len(inflight) > (1 if k + 1 < len(chunks) else 0):
+                rows, jobs, n = inflight.popleft(); finish(rows, jobs); bar.update(n)
+    return rejected
+
 
 # %% ../../nbs/13_soundcollage.preprocess.ipynb #c012
 @dataclass
@@ -179,9 +238,15 @@ def _assemble(manifest:pd.DataFrame, out:Path, cfg:PreprocessConfig, rejected:li
         with atomic_write(out/name) as tmp: np.save(tmp, arr)
     return PreprocessResult(segments, F, baseline, B, rej, out)
 
-def preprocess_manifest(manifest, out, cfg:PreprocessConfig=PreprocessConfig(), workers:int=1, device:str="auto",
-                        batch_size:int=8, progress:bool=True) -> PreprocessResult:
+def preprocess_manifest(manifest, out, cfg:PreprocessConfig=PreprocessConfig(),
+                        workers:int=1,          # CPU processes (chunk workers, or the split pipeline's pool)
+                        device:str="auto",      # "auto" (CUDA if present), "cpu", "cuda"
+                        batch_size:int=8,       # clips per chunk (batched separation / MFCCs)
+                        progress:bool=True,     # tqdm bar
+                        pipeline:str="auto",    # "chunks", "split" or "auto" (split on an accelerator)
+                       ) -> PreprocessResult:
     "Pre-process every clip of `manifest` (a DataFrame or a manifest CSV) into `out`; resumable."
+    if pipeline not in ("auto", "chunks", "split"): raise ParameterError(f'pipeline must be "auto", "chunks" or "split", got {pipeline!r}')
     manifest = read_manifest(manifest) if not isinstance(manifest, pd.DataFrame) else manifest
     out = Path(out); (out/"cache").mkdir(parents=True, exist_ok=True)
     (out/"params.json").write_text(json.dumps({**asdict(PreprocessConfig(**asdict(cfg))), "version": soundcollage_nb.__version__}, indent=1))
@@ -191,12 +256,15 @@ def preprocess_manifest(manifest, out, cfg:PreprocessConfig=PreprocessConfig(), 
             if not (out/"cache"/_cache_name(row, cfg)).exists(): todo.append(row)
         except OSError as e: rejected.append((row.clip_id, row.path, f"cannot read file ({e.strerror})"))
     dev = get_device(device)
-    if dev.type != "cpu": workers = 1
-    workers = max(1, min(workers, len(todo)//batch_size + 1))
+    split = pipeline == "split" or (pipeline == "auto" and dev.type != "cpu")
+    if dev.type != "cpu" and not split: workers = 1      # chunks on a GPU: one process batches on the device
+    workers = max(1, min(workers, len(todo) if split else len(todo)//batch_size + 1))
     threads = max(1, (os.cpu_count() or 1)//workers)
     chunks = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     bar = tqdm(total=len(todo), desc="preprocess", disable=not progress, unit="clip")
-    if workers == 1:
+    if split:
+        if chunks: rejected += _run_split(chunks, out, cfg, dev, workers, bar)
+    elif workers == 1:
         for ch in chunks:
             rejected += _process_chunk(ch, str(out), cfg, str(dev), 0); bar.update(len(ch))
     else:
