@@ -4,7 +4,7 @@
 
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c002
 from __future__ import annotations
-import json, math, time
+import contextlib, hashlib, json, math, os, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -16,13 +16,17 @@ import torch.nn.functional as F
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from ..core import SoundCollageError, atomic_write, check_scale, get_device, scale_table
+from ..core import SoundCollageError, ParameterError, atomic_write, check_scale, get_device, scale_table
 from .agreement import make_net, agreement_score, random_tasks
 
+
 # %% auto #0
-__all__ = ['DISCOVERY_SCALES', 'DiscoveryConfig', 'split_indices', 'TaskEncoder', 'uniformity', 'soft_cross_entropy',
-           'agreement_loss', 'two_class', 'inner_train', 'Discovery', 'standardize', 'fit', 'evaluate_tasks',
-           'random_task_baseline', 'extract_top', 'config_for_scale', 'DiscoveryResult', 'discover_tasks']
+__all__ = ['DISCOVERY_SCALES', 'DiscoveryConfig', 'split_indices', 'TaskEncoder', 'calibrate_bn', 'encoder_logits', 'uniformity',
+           'soft_cross_entropy', 'agreement_loss', 'two_class', 'sgd_step', 'inner_train', 'unrolled_agreement',
+           'recomputed_agreement', 'first_order_agreement', 'Discovery', 'check_checkpoint', 'agreement_objective',
+           'standardize', 'data_fingerprint', 'step_indices', 'fit', 'evaluate_tasks', 'random_task_baseline',
+           'random_hyperplane_logits', 'extract_top', 'deterministic_mode', 'config_for_scale', 'DiscoveryResult',
+           'discover_tasks']
 
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c005
 @dataclass
@@ -42,14 +46,35 @@ class DiscoveryConfig:
     outer_lr: float = 1e-3
     batch_size: int = 128           # split in two halves for the two inner networks
     heldout_size: int = 128
-    steps: int = 300                # outer steps
+    steps: int = 300                # outer steps; replaced by ceil(epochs * n_tasks) when `epochs` is set
+    epochs: float = None            # discovery epochs as TaskDiscovery counts them: one outer step per task
     order: str = "second"           # "second": unrolled inner loop; "first": cheap proxy (see below)
+    inner_memory: str = "store"     # second order: "store" the whole unrolled graph, or "recompute" it step by step
+    inner_batches: str = "one"      # "one": all inner steps on one batch; "fresh": a new batch per inner step
     split: tuple = (0.8, 0.1, 0.1)
     seed: int = 0
     as_arch: str = "cnn"            # networks of the AS evaluation
     as_width: float = 1.0
-    as_epochs: int = 4              # the paper evaluates AS after a fixed number of epochs
+    as_epochs: int = 4              # AS networks train at most this many epochs ...
+    as_stop_train_acc: float = 0.98 # ... and stop once their train accuracy over an epoch reaches this (None: never)
+    as_lr: float = 1e-3             # their Adam learning rate
+    as_batch_size: int = 64         # their minibatch size
     as_pairs: int = 1
+    as_group_size: int = None       # AS networks trained together under vmap on CUDA (None: all): bounds GPU memory
+    def __post_init__(self):
+        choices = {"order": ("first", "second"), "inner_memory": ("store", "recompute"), "inner_batches": ("one", "fresh")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed: raise ParameterError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")
+        for name in ("steps", "inner_steps", "batch_size", "heldout_size", "as_epochs", "as_batch_size", "as_pairs"):
+            v, low = getattr(self, name), 0 if name in ("steps", "inner_steps") else 1
+            if not isinstance(v, (int, float, np.integer)) or int(v) != v or v < low:
+                raise ParameterError(f"{name}: expected an integer >= {low}, got {v!r}")
+        if self.epochs is not None:
+            if not self.epochs >= 0: raise ParameterError(f"epochs: expected None or a number >= 0, got {self.epochs!r}")
+            self.steps = math.ceil(self.epochs*self.n_tasks)
+        if self.as_group_size is not None and not (int(self.as_group_size) == self.as_group_size >= 1):
+            raise ParameterError(f"as_group_size: expected None or a positive integer, got {self.as_group_size!r}")
+
 
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c007
 def split_indices(n:int, fractions=(0.8, 0.1, 0.1), seed:int=0) -> dict:
@@ -79,6 +104,22 @@ class TaskEncoder(nn.Module):
     def forward(self, x): return self.bn(self.proj(self.backbone(x)))*self.scale
     def task_logits(self, x): return self(x) @ self.tasks.T              # (N, K), before task_temp
 
+# %% ../../nbs/21_soundcollage.discovery.ipynb #n029
+@torch.no_grad()
+def calibrate_bn(encoder:TaskEncoder, X_train:torch.Tensor, device="cpu", batch:int=512) -> TaskEncoder:
+    "Set the encoder's BatchNorm statistics to the exact mean and variance of its projected features over X_train."
+    encoder.eval()
+    z = torch.cat([encoder.proj(encoder.backbone(X_train[i:i + batch].to(device))) for i in range(0, len(X_train), batch)])
+    encoder.bn.running_mean.copy_(z.mean(0)); encoder.bn.running_var.copy_(z.var(0))
+    return encoder
+
+@torch.no_grad()
+def encoder_logits(encoder:TaskEncoder, X:torch.Tensor, device="cpu", batch:int=512) -> np.ndarray:
+    "Task logits (N, K) of every sample (eval mode, before task_temp)."
+    encoder.eval()
+    return torch.cat([encoder.task_logits(X[i:i + batch].to(device)).cpu() for i in range(0, len(X), batch)]).numpy()
+
+
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c013
 def uniformity(h:torch.Tensor, t:float=2.0) -> torch.Tensor:
     "log mean_{i<j} exp(-t ||z_i - z_j||^2) + 4t on L2-normalised rows z of h."
@@ -98,22 +139,116 @@ def two_class(l:torch.Tensor) -> torch.Tensor:
     return torch.stack([l, -l], 1)
 
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c016
-def inner_train(net:nn.Module, params:dict, x:torch.Tensor, target_logits:torch.Tensor, steps:int, lr:float,
-                create_graph:bool=True) -> dict:
-    "`steps` SGD steps of `net` (functional, from `params`) on soft targets; returns the trained params."
-    names = list(params)
+def sgd_step(net:nn.Module,                 # the architecture (its own weights are not used)
+             params:dict,                    # name -> tensor (requiring grad): the weights to step from
+             x:torch.Tensor,                 # (N, 1, H, W) batch
+             target_logits:torch.Tensor,     # (N, 2) soft targets, as logits
+             lr:float,
+             create_graph:bool=False,        # keep the graph: the new weights stay differentiable in params and targets
+            ) -> dict:                       # name -> new weights
+    "One functional SGD step of `net` from `params` on the soft targets `target_logits` (N, 2)."
+    loss = soft_cross_entropy(target_logits, functional_call(net, params, (x,)))
+    grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
+    return {k: p - lr*g for (k, p), g in zip(params.items(), grads)}
+
+def inner_train(net:nn.Module, params:dict, x, target_logits, steps:int, lr:float, create_graph:bool=True) -> dict:
+    "`steps` SGD steps from `params`; `x` / `target_logits` one batch, or lists of S batches (step t on batch t % S)."
+    xs, ts = (x, target_logits) if isinstance(x, (list, tuple)) else ([x], [target_logits])
     p = dict(params)
-    for _ in range(steps):
-        loss = soft_cross_entropy(target_logits, functional_call(net, p, (x,)))
-        grads = torch.autograd.grad(loss, [p[n] for n in names], create_graph=create_graph)
-        p = {n: p[n] - lr*g for n, g in zip(names, grads)}
+    for t in range(steps): p = sgd_step(net, p, xs[t % len(xs)], ts[t % len(ts)], lr, create_graph)
     return p
+
+
+# %% ../../nbs/21_soundcollage.discovery.ipynb #n032
+def _leaf(params:dict) -> dict:
+    return {k: v.detach().requires_grad_(True) for k, v in params.items()}
+
+def _halves(xs:torch.Tensor, L:torch.Tensor) -> list:
+    "[(batches, logits) of network A (first halves), same of B (second halves)] from xs (S, B, ...), L (S, B)."
+    h = xs.shape[1]//2
+    return [(list(xs[:, :h]), L[:, :h]), (list(xs[:, h:2*h]), L[:, h:2*h])]
+
+def unrolled_agreement(net:nn.Module,        # the inner architecture
+                       inits:list,            # [params of network A, params of network B]
+                       xs:torch.Tensor,       # (S, B, 1, H, W) training batches; inner step t uses batch t % S
+                       L:torch.Tensor,        # (S, B) task logits (after task_temp) of those batches
+                       x_heldout:torch.Tensor,# (H, 1, H, W) batch the agreement is measured on
+                       steps:int, lr:float,   # inner SGD steps and learning rate
+                      ) -> torch.Tensor:      # scalar loss, differentiable in L
+    "Held-out agreement loss of the pair trained from `inits` on task logits L (S, B); differentiable in L (whole graph kept)."
+    outs = [functional_call(net, inner_train(net, _leaf(p0), x, [two_class(l) for l in ls], steps, lr, True), (x_heldout,))
+            for p0, (x, ls) in zip(inits, _halves(xs, L))]
+    return agreement_loss(*outs)
+
+
+# %% ../../nbs/21_soundcollage.discovery.ipynb #n033
+def _trajectory(net, p0:dict, xs:list, ls:torch.Tensor, steps:int, lr:float) -> list:
+    "θ_0 … θ_T of the inner loop, detached: no graph is kept."
+    traj = [{k: v.detach() for k, v in p0.items()}]
+    for t in range(steps):
+        p = sgd_step(net, _leaf(traj[-1]), xs[t % len(xs)], two_class(ls[t % len(ls)]), lr)
+        traj.append({k: v.detach() for k, v in p.items()})
+    return traj
+
+def _pull_back(net, traj:list, xs:list, ls:torch.Tensor, lr:float, adjoint:list) -> torch.Tensor:
+    "From θ_T's adjoint, re-run steps T-1 … 0 one at a time (popping `traj`); the accumulated gradient on ls (S, b)."
+    g_l = torch.zeros_like(ls)
+    for t in reversed(range(len(traj))):
+        p, l = _leaf(traj.pop()), ls[t % len(ls)].detach().requires_grad_(True)
+        new = sgd_step(net, p, xs[t % len(xs)], two_class(l), lr, create_graph=True)
+        *adjoint, g = torch.autograd.grad(list(new.values()), [*p.values(), l], grad_outputs=adjoint)
+        g_l[t % len(ls)] += g
+    return g_l
+
+def recomputed_agreement(net:nn.Module, inits:list, xs:torch.Tensor, L:torch.Tensor, x_heldout:torch.Tensor,
+                         steps:int, lr:float,  # all as in `unrolled_agreement`
+                        ) -> tuple:            # (loss, its gradient on L (S, B); zero for a sample of neither half)
+    "(loss, dloss/dL) of `unrolled_agreement`, keeping the parameter trajectory and one inner step's graph at a time."
+    halves = _halves(xs, L.detach())
+    trajs = [_trajectory(net, p0, x, ls, steps, lr) for p0, (x, ls) in zip(inits, halves)]
+    ends = [_leaf(tr.pop()) for tr in trajs]
+    ag = agreement_loss(*[functional_call(net, p, (x_heldout,)) for p in ends])
+    adj = torch.autograd.grad(ag, [v for p in ends for v in p.values()])
+    n = len(ends[0])
+    G = torch.cat([_pull_back(net, tr, x, ls, lr, list(adj[i*n:(i + 1)*n])) for i, (tr, (x, ls)) in enumerate(zip(trajs, halves))], 1)
+    return ag.detach(), F.pad(G, (0, L.shape[1] - G.shape[1]))
+
+
+# %% ../../nbs/21_soundcollage.discovery.ipynb #n036
+def _trained_outputs(net, inits:list, xs:torch.Tensor, L:torch.Tensor, x_heldout:torch.Tensor, steps:int, lr:float) -> list:
+    "Held-out logits of both networks trained without a graph on task logits L (S, B)."
+    outs = []
+    for p0, (x, ls) in zip(inits, _halves(xs, L.detach())):
+        with torch.enable_grad(): p = inner_train(net, _leaf(p0), x, [two_class(l) for l in ls], steps, lr, create_graph=False)
+        with torch.no_grad(): outs.append(functional_call(net, p, (x_heldout,)))
+    return outs
+
+def first_order_agreement(net, inits, xs, L, x_heldout, heldout_logits, steps:int, lr:float) -> torch.Tensor:
+    "First-order proxy: the encoder's held-out task logits (N,) asked to agree with both networks trained on L."
+    fa, fb = _trained_outputs(net, inits, xs, L, x_heldout, steps, lr)
+    lh = two_class(heldout_logits)
+    return 0.5*(soft_cross_entropy(fa, lh) + soft_cross_entropy(fb, lh))
+
+def _encoder_backward(encoder:TaskEncoder, xs:torch.Tensor, w:torch.Tensor, temp:float, G:torch.Tensor,
+                      coef:float, t:float) -> torch.Tensor:
+    "Backpropagate logits·G (G: gradient on the task logits, (S, B)) and coef·uniformity/S, one batch at a time; mean uniformity."
+    saved = {k: b.clone() for k, b in encoder.named_buffers()}
+    uns = []
+    for x, g in zip(xs, G):
+        h = encoder(x)
+        un = uniformity(h, t)
+        ((temp*(h @ w)*g).sum() + coef*un/len(xs)).backward()
+        uns.append(un.detach())
+    with torch.no_grad():
+        for k, b in encoder.named_buffers(): b.copy_(saved[k])
+    return torch.stack(uns).mean()
+
 
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c019
 class Discovery:
     "Task discovery state: encoder, fixed inner initialisations, outer optimiser, step counter, history."
     def __init__(self, cfg:DiscoveryConfig, device="auto"):
-        self.cfg, self.device = cfg, get_device(device)
+        self.cfg, self.device, self.fingerprint = cfg, get_device(device), None
         torch.manual_seed(cfg.seed)
         self.encoder = TaskEncoder(cfg.d, cfg.n_tasks, cfg.encoder_arch, cfg.encoder_width, cfg.seed).to(self.device)
         self.inner_net = make_net(cfg.inner_arch, n_out=2, width=cfg.inner_width).to(self.device)
@@ -125,67 +260,80 @@ class Discovery:
         self.opt = torch.optim.Adam(self.encoder.parameters(), lr=cfg.outer_lr)
         self.step, self.history = 0, []
 
-    def _trained_pair(self, xa, xb, ta, tb, create_graph):
-        c = self.cfg
-        pa = {k: v.clone().requires_grad_(True) for k, v in self.inits[0].items()}
-        pb = {k: v.clone().requires_grad_(True) for k, v in self.inits[1].items()}
-        return (inner_train(self.inner_net, pa, xa, ta, c.inner_steps, c.inner_lr, create_graph),
-                inner_train(self.inner_net, pb, xb, tb, c.inner_steps, c.inner_lr, create_graph))
-
-    def outer_step(self, x:torch.Tensor, x_heldout:torch.Tensor) -> dict:
-        "One meta-step on a training batch `x` and a held-out batch."
+    def outer_step(self, xs:torch.Tensor, x_heldout:torch.Tensor) -> dict:
+        "One meta-step on training batches `xs` ((B, 1, H, W), or (S, B, 1, H, W): inner step t on batch t % S) and a held-out batch."
         c, k = self.cfg, self.step % self.cfg.n_tasks
-        self.encoder.train()
-        h = self.encoder(x)
-        l = c.task_temp*(h @ self.encoder.tasks[k])
-        half = len(x)//2
-        ta, tb = two_class(l[:half]), two_class(l[half:2*half])
-        if c.order == "second":
-            pa, pb = self._trained_pair(x[:half], x[half:2*half], ta, tb, True)
-            ag = agreement_loss(functional_call(self.inner_net, pa, (x_heldout,)), functional_call(self.inner_net, pb, (x_heldout,)))
+        xs, w, net, args = (xs[None] if xs.ndim == 4 else xs), self.encoder.tasks[k], self.inner_net, (c.inner_steps, c.inner_lr)
+        self.encoder.train(); self.opt.zero_grad(set_to_none=True)
+        if c.order == "second" and c.inner_memory == "recompute":
+            with torch.no_grad(): L = torch.stack([c.task_temp*(self.encoder(x) @ w) for x in xs])
+            ag, G = recomputed_agreement(net, self.inits, xs, L, x_heldout, *args)
+            un = _encoder_backward(self.encoder, xs, w, c.task_temp, G, c.uniformity_coef, c.uniformity_t)
         else:
-            with torch.enable_grad():
-                pa, pb = self._trained_pair(x[:half], x[half:2*half], ta.detach(), tb.detach(), False)
-            with torch.no_grad():
-                fa, fb = functional_call(self.inner_net, pa, (x_heldout,)), functional_call(self.inner_net, pb, (x_heldout,))
-            lh = two_class(c.task_temp*(self.encoder(x_heldout) @ self.encoder.tasks[k]))
-            ag = 0.5*(soft_cross_entropy(fa, lh) + soft_cross_entropy(fb, lh))
-        un = uniformity(h, c.uniformity_t)
-        loss = ag + c.uniformity_coef*un
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+            hs = [self.encoder(x) for x in xs]
+            L = torch.stack([c.task_temp*(h @ w) for h in hs])
+            un = torch.stack([uniformity(h, c.uniformity_t) for h in hs]).mean()
+            ag = (unrolled_agreement(net, self.inits, xs, L, x_heldout, *args) if c.order == "second" else
+                  first_order_agreement(net, self.inits, xs, L, x_heldout, c.task_temp*(self.encoder(x_heldout) @ w), *args))
+            (ag + c.uniformity_coef*un).backward()
         self.opt.step()
         self.step += 1
-        rec = {"step": self.step, "task": k, "agreement_loss": ag.item(), "uniformity": un.item(), "loss": loss.item()}
+        rec = {"step": self.step, "task": k, "agreement_loss": ag.item(), "uniformity": un.item(),
+               "loss": ag.item() + c.uniformity_coef*un.item()}
         self.history.append(rec)
         return rec
 
     def state_dict(self) -> dict:
-        return {"cfg": asdict(self.cfg), "encoder": self.encoder.state_dict(), "opt": self.opt.state_dict(),
-                "inits": self.inits, "step": self.step, "history": self.history,
+        "Plain data only (tensors, dicts, lists, numbers, strings): loadable with `torch.load(..., weights_only=True)`."
+        return {"cfg": _plain(asdict(self.cfg)), "data": self.fingerprint, "encoder": dict(self.encoder.state_dict()),
+                "opt": self.opt.state_dict(), "inits": self.inits, "step": self.step, "history": self.history,
                 "rng": torch.get_rng_state()}
 
-    def load_state_dict(self, sd:dict):
-        if sd["cfg"] != asdict(self.cfg): raise SoundCollageError("checkpoint was written with another configuration")
+    def load_state_dict(self, sd:dict, where:str="checkpoint"):
+        check_checkpoint(sd, self.cfg, self.fingerprint, where)
         self.encoder.load_state_dict(sd["encoder"]); self.opt.load_state_dict(sd["opt"])
         self.inits = [{k: v.to(self.device) for k, v in ini.items()} for ini in sd["inits"]]
         self.step, self.history = sd["step"], list(sd["history"])
-        torch.set_rng_state(sd["rng"])
+        torch.set_rng_state(sd["rng"].cpu())
 
-    @torch.no_grad()
-    def calibrate(self, X_train:torch.Tensor, batch:int=512):
-        "Set BatchNorm's statistics to the exact mean and variance over the training split (precise BN)."
-        self.encoder.eval()
-        z = torch.cat([self.encoder.proj(self.encoder.backbone(X_train[i:i + batch].to(self.device)))
-                       for i in range(0, len(X_train), batch)])
-        self.encoder.bn.running_mean.copy_(z.mean(0)); self.encoder.bn.running_var.copy_(z.var(0))
+    def calibrate(self, X_train:torch.Tensor, batch:int=512): calibrate_bn(self.encoder, X_train, self.device, batch)
+    def logits(self, X:torch.Tensor, batch:int=512) -> np.ndarray: return encoder_logits(self.encoder, X, self.device, batch)
 
-    @torch.no_grad()
-    def logits(self, X:torch.Tensor, batch:int=512) -> np.ndarray:
-        "Task logits (N, K) of every sample (eval mode, before task_temp)."
-        self.encoder.eval()
-        out = [self.encoder.task_logits(X[i:i + batch].to(self.device)).cpu() for i in range(0, len(X), batch)]
-        return torch.cat(out).numpy()
+def _plain(d:dict) -> dict:
+    "A config dict as JSON would give it back (tuples as lists): the form compared between runs."
+    return json.loads(json.dumps(d))
+
+def check_checkpoint(sd:dict, cfg:DiscoveryConfig, fingerprint:str=None, where:str="checkpoint"):
+    "Raise unless the state `sd` was written with `cfg` and (when given) for the data `fingerprint`."
+    if sd.get("cfg") != _plain(asdict(cfg)): raise SoundCollageError(f"{where} was written with another configuration")
+    if fingerprint is not None and sd.get("data") != fingerprint:
+        raise SoundCollageError(f"{where} was written for other data (sha256 {str(sd.get('data'))[:12]}…, these data "
+                                f"{fingerprint[:12]}…): delete it or write to another folder")
+
+
+# %% ../../nbs/21_soundcollage.discovery.ipynb #n040
+def agreement_objective(disc:Discovery,      # its encoder, inner networks and configuration are evaluated
+                        X:torch.Tensor,       # (N, 1, H, W) samples the batches are drawn from (the training split)
+                        rounds:int=1,         # draws of batches
+                        seed:int=12345,       # seed of the draws (the same for every encoder compared)
+                       ) -> pd.DataFrame:     # round, task, meta_loss, agreement_loss, proxy_loss, agreement
+    "Per task and round, without gradients: the meta-objective of cfg.order (`meta_loss`) and the pair's held-out agreement."
+    c, enc, rows = disc.cfg, disc.encoder, []
+    saved = {k: b.clone() for k, b in enc.named_buffers()}
+    enc.train()
+    for r in range(rounds):
+        idx, held = step_indices(DiscoveryConfig(**{**asdict(c), "seed": seed + r}), len(X), 0)
+        xs, xh = X[idx].to(disc.device), X[held].to(disc.device)
+        for k in range(c.n_tasks):
+            with torch.no_grad(): L, lh = torch.stack([c.task_temp*(enc(x) @ enc.tasks[k]) for x in xs]), two_class(c.task_temp*(enc(xh) @ enc.tasks[k]))
+            fa, fb = _trained_outputs(disc.inner_net, disc.inits, xs, L, xh, c.inner_steps, c.inner_lr)
+            ag, proxy = agreement_loss(fa, fb).item(), 0.5*(soft_cross_entropy(fa, lh) + soft_cross_entropy(fb, lh)).item()
+            rows.append({"round": r, "task": k, "meta_loss": ag if c.order == "second" else proxy, "agreement_loss": ag,
+                         "proxy_loss": proxy, "agreement": (fa.argmax(1) == fb.argmax(1)).float().mean().item()})
+    with torch.no_grad():
+        for k, b in enc.named_buffers(): b.copy_(saved[k])
+    return pd.DataFrame(rows)
+
 
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c021
 def _as_tensor(X) -> torch.Tensor:
@@ -200,22 +348,52 @@ def standardize(X:np.ndarray, train_idx:np.ndarray) -> np.ndarray:
     mu, sd = float(X[train_idx].mean()), float(X[train_idx].std()) or 1.0
     return ((X - mu)/sd).astype(np.float32)
 
-def fit(disc:Discovery, X_train:torch.Tensor, checkpoint=None, checkpoint_every:int=50, progress:bool=True,
-        stop_after:int=None) -> Discovery:
+def data_fingerprint(X,                       # features: array or tensor, hashed as float32
+                     split:dict=None,         # name -> index array, hashed too
+                    ) -> str:                 # hex SHA-256
+    "Hex SHA-256 of the float32 bytes of X (array or tensor) and of the split's index arrays: what a checkpoint was trained on."
+    X = X.detach().cpu().numpy() if torch.is_tensor(X) else np.asarray(X)
+    h = hashlib.sha256(np.ascontiguousarray(X, dtype=np.float32).tobytes())
+    for k in sorted(split or {}): h.update(k.encode()); h.update(np.asarray(split[k], dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+def step_indices(cfg:DiscoveryConfig,         # batch_size B, heldout_size H, inner_batches, inner_steps, seed
+                 n:int,                       # samples to draw from
+                 step:int,                    # outer step (seeds the draw with cfg.seed)
+                ) -> tuple:                   # (batches (S, B), held-out (H,)) of indices
+    "Sample indices of outer step `step`: training batches (S, B) and a disjoint held-out batch (H,); S = 1 or inner_steps."
+    B, H = cfg.batch_size, cfg.heldout_size
+    rng = np.random.default_rng([cfg.seed, step])
+    perm = rng.permutation(n)
+    held, pool = perm[B:B + H], np.concatenate([perm[:B], perm[B + H:]])
+    batches, pos = [], 0
+    for _ in range(max(1, cfg.inner_steps) if cfg.inner_batches == "fresh" else 1):
+        if pos + B > len(pool): pool, pos = rng.permutation(pool), 0
+        batches.append(pool[pos:pos + B]); pos += B
+    return np.stack(batches), held
+
+
+# %% ../../nbs/21_soundcollage.discovery.ipynb #n041
+def fit(disc:Discovery,                      # state to train (resumed from `checkpoint` when that exists)
+        X_train:torch.Tensor,                # (N, 1, H, W) standardised training split
+        checkpoint=None,                     # path of the resumable state, or None
+        checkpoint_every:int=50,             # outer steps between checkpoints
+        progress:bool=True,
+        stop_after:int=None,                 # stop after this many steps of this call (simulates a kill)
+        fingerprint:str=None,                # what the data are (default: `data_fingerprint(X_train)`)
+       ) -> Discovery:
     "Run outer steps up to `disc.cfg.steps` (resuming from `checkpoint`); `stop_after` simulates a kill."
-    c = disc.cfg
+    c, n = disc.cfg, len(X_train)
+    disc.fingerprint = fingerprint or data_fingerprint(X_train)
     if checkpoint is not None and Path(checkpoint).exists():
-        disc.load_state_dict(torch.load(checkpoint, weights_only=False))
-    n = len(X_train)
+        disc.load_state_dict(torch.load(checkpoint, map_location=disc.device, weights_only=True), where=str(checkpoint))
     need = c.batch_size + c.heldout_size
     if n < need: raise SoundCollageError(f"need at least {need} training samples for batch {c.batch_size} + held-out {c.heldout_size}, got {n}")
     bar = tqdm(total=c.steps, initial=disc.step, desc="discover", disable=not progress)
     done = 0
     while disc.step < c.steps:
-        perm = np.random.default_rng([c.seed, disc.step]).permutation(n)
-        xb = X_train[perm[:c.batch_size]].to(disc.device)
-        xh = X_train[perm[c.batch_size:need]].to(disc.device)
-        rec = disc.outer_step(xb, xh)
+        idx, held = step_indices(c, n, disc.step)
+        rec = disc.outer_step(X_train[idx].to(disc.device), X_train[held].to(disc.device))
         bar.update(1); bar.set_postfix(ag=f"{rec['agreement_loss']:.3f}", un=f"{rec['uniformity']:.3f}")
         done += 1
         if checkpoint is not None and (disc.step % checkpoint_every == 0 or disc.step == c.steps):
@@ -224,21 +402,37 @@ def fit(disc:Discovery, X_train:torch.Tensor, checkpoint=None, checkpoint_every:
     bar.close()
     return disc
 
+
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c023
 def evaluate_tasks(labels:np.ndarray, X:np.ndarray, split:dict, cfg:DiscoveryConfig, device="auto") -> pd.DataFrame:
     "AS on val and test of each task given its labels (K, N) over all samples; one row per task."
     tr = split["train"]
     as_val, as_test = agreement_score(labels[:, tr], X[tr], (X[split["val"]], X[split["test"]]), arch=cfg.as_arch,
-                                      width=cfg.as_width, n_pairs=cfg.as_pairs, epochs=cfg.as_epochs, seed=cfg.seed, device=device)
+                                      width=cfg.as_width, n_pairs=cfg.as_pairs, epochs=cfg.as_epochs, seed=cfg.seed, device=device,
+                                      lr=cfg.as_lr, batch_size=cfg.as_batch_size, stop_train_acc=cfg.as_stop_train_acc,
+                                      group_size=cfg.as_group_size)
     df = pd.DataFrame({"task": np.arange(len(labels)), "as_val": as_val, "as_test": as_test,
                        "positive_rate": labels.mean(1)})
     df["rank"] = df.as_val.rank(ascending=False, method="first").astype(int)
     return df.sort_values("rank").reset_index(drop=True)
 
 def random_task_baseline(X:np.ndarray, split:dict, cfg:DiscoveryConfig, n_tasks:int=None, device="auto") -> pd.DataFrame:
-    "The same evaluation on balanced random labelings (the paper's random-task baseline)."
+    "The same evaluation on balanced random labelings."
     labels = random_tasks(n_tasks or cfg.n_tasks, len(X), seed=cfg.seed + 99)
     return evaluate_tasks(labels, X, split, cfg, device)
+
+def random_hyperplane_logits(X:torch.Tensor,          # (N, 1, H, W) standardised samples
+                             train_idx:np.ndarray,    # rows of X that calibrate BatchNorm (the training split)
+                             cfg:DiscoveryConfig,     # encoder architecture and width, d, seed
+                             n_tasks:int=None,        # number of random hyperplanes (default cfg.n_tasks; above d widens the encoder)
+                             device="auto",
+                             seed:int=None,           # seed of the untrained encoder (default cfg.seed + 10007)
+                            ) -> np.ndarray:          # (N, n_tasks) logits (before task_temp)
+    "Logits (N, n_tasks) of the hyperplane tasks of an untrained encoder (cfg's architecture, seed cfg.seed + 10007), BN calibrated on train."
+    n, dev = n_tasks or cfg.n_tasks, get_device(device)
+    enc = TaskEncoder(max(cfg.d, n), n, cfg.encoder_arch, cfg.encoder_width, cfg.seed + 10007 if seed is None else seed).to(dev)
+    return encoder_logits(calibrate_bn(enc, X[train_idx], dev), X, dev)
+
 
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c025
 def extract_top(logits:np.ndarray, n_top:int=20) -> pd.DataFrame:
@@ -250,14 +444,33 @@ def extract_top(logits:np.ndarray, n_top:int=20) -> pd.DataFrame:
             rows += [{"task": k, "side": side, "rank": r, "index": int(i), "logit": float(logits[i, k])} for r, i in enumerate(idx)]
     return pd.DataFrame(rows, columns=["task", "side", "rank", "index", "logit"])
 
+# %% ../../nbs/21_soundcollage.discovery.ipynb #n045
+@contextlib.contextmanager
+def deterministic_mode(device="auto",           # the run's device: CUDA also gets CUBLAS_WORKSPACE_CONFIG
+                       enabled:bool=True,         # False: a no-op block
+                      ):
+    "Deterministic algorithms, cuDNN without benchmarking, and a fixed cuBLAS workspace (CUDA) inside the block."
+    if not enabled: yield; return
+    cudnn = torch.backends.cudnn
+    old = (torch.are_deterministic_algorithms_enabled(), cudnn.benchmark, cudnn.deterministic, os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
+    if get_device(device).type == "cuda": os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True); cudnn.benchmark, cudnn.deterministic = False, True
+    try: yield
+    finally:
+        torch.use_deterministic_algorithms(old[0]); cudnn.benchmark, cudnn.deterministic = old[1], old[2]
+        if old[3] is None: os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else: os.environ["CUBLAS_WORKSPACE_CONFIG"] = old[3]
+
+
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c028
 DISCOVERY_SCALES = scale_table({
     "smoke": dict(encoder_arch="cnn", encoder_width=0.5, inner_arch="mlp", inner_width=0.5, order="first",
                   steps=200, inner_steps=10, batch_size=64, heldout_size=64, as_arch="mlp", as_width=0.25, as_epochs=30),
     "mini": dict(encoder_arch="cnn", inner_arch="mlp", inner_width=0.25, order="second", steps=500, inner_steps=10,
                  as_arch="mlp", as_width=0.25, as_epochs=10),
-    "full": dict(encoder_arch="resnet18", inner_arch="resnet18", order="second", steps=10000, inner_steps=50,
-                 as_arch="resnet18", as_epochs=4, batch_size=256, heldout_size=256),
+    "full": dict(encoder_arch="resnet18", inner_arch="resnet18", order="second", inner_memory="recompute", inner_batches="fresh",
+                 epochs=4, inner_steps=50, batch_size=512, heldout_size=512, as_arch="resnet18", as_epochs=30,
+                 as_stop_train_acc=0.98, as_lr=1e-3, as_batch_size=512, as_pairs=1, as_group_size=2),
 }, "DISCOVERY_SCALES")
 
 # The paper's fixed-epoch rule (AS after 4 epochs) assumes tens of thousands of samples; on the few hundred
@@ -266,41 +479,69 @@ DISCOVERY_SCALES = scale_table({
 # `mini` scores AS with small MLPs: a CNN pair costs ~6x more per task on a 2-core CPU (measured on the
 # 402 ESC-50 background segments: 20 s vs 3.6 s per task, one thread), and a mini run must fit in minutes.
 def config_for_scale(scale:str="smoke", **overrides) -> DiscoveryConfig:
-    "The DiscoveryConfig of a scale (smoke: minutes on 2 CPU cores; full: the paper's settings on a GPU)."
-    return DiscoveryConfig(**{**DISCOVERY_SCALES[check_scale(scale)], **overrides})
+    "The DiscoveryConfig of a scale (smoke: minutes on 2 CPU cores; full: TaskDiscovery's settings on a GPU); an explicit `steps` wins over the scale's `epochs`."
+    base = dict(DISCOVERY_SCALES[check_scale(scale)])
+    if "steps" in overrides:                              # an explicit steps wins over any epochs
+        overrides.pop("epochs", None); base["epochs"] = None
+    return DiscoveryConfig(**{**base, **overrides})
 
+
+# %% ../../nbs/21_soundcollage.discovery.ipynb #n048
 @dataclass
 class DiscoveryResult:
-    tasks: pd.DataFrame
-    random_tasks: pd.DataFrame
-    assignments: np.ndarray
-    logits: np.ndarray
-    top: pd.DataFrame
+    tasks: pd.DataFrame                # AS table of the discovered tasks
+    random_tasks: pd.DataFrame         # AS table of the random-hyperplane tasks (empty when n_random = 0)
+    assignments: np.ndarray            # (N, K) bool labels
+    logits: np.ndarray                 # (N, K)
+    top: pd.DataFrame                  # top samples of each side of each task
     split: dict
     discovery: Discovery
+    random_logits: np.ndarray = None       # (N, n_random) logits of the random-hyperplane tasks
+    random_assignments: np.ndarray = None  # (N, n_random) bool
+    random_top: pd.DataFrame = None        # their top samples
 
-def discover_tasks(features, out, cfg:DiscoveryConfig=DiscoveryConfig(), device="auto", progress:bool=True,
-                   with_random_baseline:bool=True, n_random:int=None) -> DiscoveryResult:
-    "Discover `cfg.n_tasks` tasks on `features` (N, 64, 64) and write the results under `out`."
-    X = np.load(features) if isinstance(features, (str, Path)) else np.asarray(features)
-    X = X.astype(np.float32)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    split = split_indices(len(X), cfg.split, cfg.seed)
-    Xs = standardize(X, split["train"])
-    Xt = _as_tensor(Xs)
-    (out/"config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    (out/"split.json").write_text(json.dumps({k: v.tolist() for k, v in split.items()}))
-    disc = fit(Discovery(cfg, device), Xt[split["train"]], checkpoint=out/"checkpoint.pt", progress=progress)
-    disc.calibrate(Xt[split["train"]])
-    logits = disc.logits(Xt)
-    labels = (logits > 0).T.astype(np.int64)                          # (K, N)
-    tasks = evaluate_tasks(labels, Xt, split, cfg, device)
-    n_random = cfg.n_tasks if n_random is None else n_random          # random labelings evaluated as the reference
-    rand = random_task_baseline(Xt, split, cfg, n_tasks=n_random, device=device) if with_random_baseline and n_random > 0 else pd.DataFrame()
-    top = extract_top(logits)
-    for name, arr in [("logits.npy", logits), ("assignments.npy", labels.T.astype(bool))]:
+def _write(out:Path, arrays:dict, tables:dict):
+    for name, arr in arrays.items():
         with atomic_write(out/name) as tmp: np.save(tmp, arr)
-    for name, df in [("tasks.csv", tasks), ("random_tasks.csv", rand), ("top_samples.csv", top),
-                     ("history.csv", pd.DataFrame(disc.history))]:
+    for name, df in tables.items():
         with atomic_write(out/name) as tmp: df.to_csv(tmp, index=False)
-    return DiscoveryResult(tasks, rand, labels.T.astype(bool), logits, top, split, disc)
+
+
+# %% ../../nbs/21_soundcollage.discovery.ipynb #n049
+def discover_tasks(features,                             # (N, 64, 64) array, or the path of a .npy
+                   out,                                  # output folder (a checkpoint there is resumed, if it matches)
+                   cfg:DiscoveryConfig=DiscoveryConfig(),
+                   device="auto",
+                   progress:bool=True,
+                   with_random_baseline:bool=True,       # False: no random-hyperplane tasks (as n_random=0)
+                   n_random:int=None,                    # random-hyperplane tasks evaluated beside (default cfg.n_tasks; 0: none)
+                   deterministic:bool=False,             # run inside `deterministic_mode`
+                  ) -> DiscoveryResult:
+    "Discover `cfg.n_tasks` tasks on `features` (N, 64, 64), evaluate them and `n_random` random-hyperplane tasks, write under `out`."
+    with deterministic_mode(device, deterministic):
+        X = np.load(features) if isinstance(features, (str, Path)) else np.asarray(features)
+        X = X.astype(np.float32)
+        out = Path(out); out.mkdir(parents=True, exist_ok=True)
+        split = split_indices(len(X), cfg.split, cfg.seed)
+        fp, ck = data_fingerprint(X, split), out/"checkpoint.pt"
+        if ck.exists(): check_checkpoint(torch.load(ck, map_location="cpu", weights_only=True), cfg, fp, str(ck))   # before writing anything
+        Xt = _as_tensor(standardize(X, split["train"]))
+        (out/"config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        (out/"split.json").write_text(json.dumps({k: v.tolist() for k, v in split.items()}))
+        (out/"data.json").write_text(json.dumps({"sha256": fp, "n_samples": len(X), "shape": list(X.shape)}))
+        disc = fit(Discovery(cfg, device), Xt[split["train"]], checkpoint=ck, progress=progress, fingerprint=fp)
+        disc.calibrate(Xt[split["train"]])
+        logits = disc.logits(Xt)
+        labels = (logits > 0).T.astype(np.int64)                          # (K, N)
+        tasks = evaluate_tasks(labels, Xt, split, cfg, device)
+        n_random = (cfg.n_tasks if n_random is None else n_random) if with_random_baseline else 0
+        if n_random > 0:
+            rlogits = random_hyperplane_logits(Xt, split["train"], cfg, n_random, device)
+            rand = evaluate_tasks((rlogits > 0).T.astype(np.int64), Xt, split, cfg, device)
+        else: rlogits, rand = np.zeros((len(X), 0), np.float32), pd.DataFrame(columns=tasks.columns)
+        top, rtop = extract_top(logits), extract_top(rlogits)
+        _write(out, {"logits.npy": logits, "assignments.npy": logits > 0, "random_logits.npy": rlogits, "random_assignments.npy": rlogits > 0},
+               {"tasks.csv": tasks, "random_tasks.csv": rand, "top_samples.csv": top, "random_top_samples.csv": rtop,
+                "history.csv": pd.DataFrame(disc.history)})
+        return DiscoveryResult(tasks, rand, logits > 0, logits, top, split, disc, rlogits, rlogits > 0, rtop)
+
