@@ -10,8 +10,9 @@ SCALE ?= smoke
 FIGURES ?= figures
 SEEDS ?=
 PAPERS ?= soundcollage,clap_curation
+ROOTS ?=
 
-.PHONY: install demo test nbtest pytest papertest paper export clean-nbs readme
+.PHONY: install demo test nbtest pytest papertest rehearse paper export clean-nbs readme
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +26,7 @@ install: $(STAMP)
 demo: install
 	$(BIN)/soundcollage demo --out demo_out
 
-test: install nbtest pytest papertest
+test: install nbtest pytest papertest rehearse
 
 # Two notebooks run at once on a 2-core machine: one BLAS/OpenMP thread each (oversubscribed torch threads
 # made the discovery notebooks 3-6x slower).
@@ -41,9 +42,23 @@ papertest: install
 	$(BIN)/soundcollage paper --scale smoke --figures build/paper-smoke --runs build/paper-smoke/runs
 
 # Regenerate the papers' tables and figures: make paper SCALE=smoke|mini|full [FIGURES=figures] [SEEDS=0,1,2]
-# [PAPERS=soundcollage|clap_curation] (without SEEDS each notebook runs its own default, seed 0)
+# [PAPERS=soundcollage|clap_curation] [ROOTS="audioset=/data/audioset fsd50k=/data/FSD50K"] (full: where the data are)
+# (without SEEDS each notebook runs its own default, seed 0)
 paper: install
-	$(BIN)/soundcollage paper --scale $(SCALE) --papers $(PAPERS) --figures $(FIGURES) --runs runs $(if $(SEEDS),--seeds $(SEEDS))
+	$(BIN)/soundcollage paper --scale $(SCALE) --papers $(PAPERS) --figures $(FIGURES) --runs runs $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ROOTS),--roots $(ROOTS))
+
+# The full-scale rehearsal: every SoundCollage paper notebook at `full`, on tiny copies of AudioSet and FSD50K in their
+# real on-disk layouts, with the full model classes (ResNet-18 encoder and inner nets, the recomputing second-order
+# meta-step, ResNet-18 AS); only the counts shrink. Named with the YAMNet .tflite of ../shared where it is there.
+REHEARSAL := build/rehearsal
+REHEARSE_OVERRIDES ?= epochs=1 inner_steps=2 batch_size=4 heldout_size=4 as_epochs=1 as_batch_size=8 n_tasks=2 n_random=2 max_items=16
+YAMNET_TFLITE := $(abspath $(or $(SOUNDCOLLAGE_SHARED),../shared)/models/yamnet/yamnet.tflite)
+REHEARSE_LABELER ?= $(if $(wildcard $(YAMNET_TFLITE)),yamnet-tflite:$(YAMNET_TFLITE),ground-truth)
+rehearse: install
+	rm -rf $(REHEARSAL)
+	$(BIN)/soundcollage fixtures full --out $(REHEARSAL)/data
+	$(BIN)/soundcollage paper --scale full --papers soundcollage --device cpu --figures $(REHEARSAL)/figures --runs $(REHEARSAL)/runs \
+	  --roots audioset=$(REHEARSAL)/data/audioset fsd50k=$(REHEARSAL)/data/fsd50k --override $(REHEARSE_OVERRIDES) --labeler $(REHEARSE_LABELER)
 
 export: install
 	$(BIN)/nbdev-export

@@ -4,48 +4,71 @@
 
 # %% ../../nbs/81_papers.soundcollage.ipynb #c002
 from __future__ import annotations
-import tempfile
+import hashlib, json, tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..core import SoundCollageError, check_scale, is_done, mark_done, scale_table, shared_path
-from ..datasets import esc50_manifest, load_manifest
+from ..datasets import (esc50_manifest, audioset_manifest, audioset_subset, fsd50k_manifest, load_ontology,
+                                      SOUNDCOLLAGE_SUBSETS, ESC50_TO_AUDIOSET, write_manifest)
 from ..synth import cached_synth_dataset, SynthConfig
-from ..soundcollage.pipeline import discover, clearest_class_downstream, load_item, task_side
+from ..soundcollage.pipeline import discover, clearest_task, load_item, task_side
 from ..soundcollage.downstream import heldout_eval, METRICS
 from ..soundcollage.labeling import default_labeler, Labeler
-from .runner import require_paths, fmt_mean_std
+from .runner import require_paths, fmt_mean_std, reported
 
 
 # %% auto #0
-__all__ = ['RUNS', 'RUN_ORDER', 'SOUNDCOLLAGE_SCALES', 'scale_datasets', 'split_by_recording', 'run_experiment', 'load_run',
-           'experiment_runs', 'table1_sizes', 'table2_clarity_as', 'table3_silence_classes', 'table4_downstream',
-           'common_clarity_threshold', 'table5_heldout', 'top_classes', 'figure2_top_classes', 'default_paper_labeler',
-           'paper_experiments']
+__all__ = ['RUNS', 'RUN_ORDER', 'PAPER_SYSTEM', 'TABLE3_READINGS', 'TABLE3_READING', 'PAPER_METRIC', 'SOUNDCOLLAGE_SCALES',
+           'scale_datasets', 'split_by_recording', 'manifest_fingerprint', 'run_experiment', 'load_run',
+           'experiment_runs', 'paper_cell', 'table1_sizes', 'table2_clarity_as', 'class_names',
+           'table3_silence_classes', 'table4_downstream', 'common_clarity_threshold', 'table5_heldout', 'top_classes',
+           'figure2_top_classes', 'default_paper_labeler', 'paper_experiments', 'paper_heldout']
 
 # %% ../../nbs/81_papers.soundcollage.ipynb #c005
+def _fsd_name(name:str) -> str: return name.replace(",", "")     # "Domestic sounds, home sounds" as the paper's tables print it
+
+def _truth(manifest:pd.DataFrame, mapping:dict=None) -> pd.DataFrame:
+    "A held-out manifest with `truth`: the set of ground-truth names of each clip."
+    m = manifest.copy()
+    names = lambda r: list(r.labels) + list(r.hidden_labels if "hidden_labels" in m.columns else [])
+    m["truth"] = [sorted({(mapping or {}).get(l, l) for l in names(r)}) for r in m.itertuples()]
+    return m
+
+def _full_datasets(roots:dict, scale:str="full") -> dict:
+    p = require_paths({"AudioSet folder (roots['audioset']: segment CSVs, ontology.json, clips)": roots.get("audioset"),
+                       "FSD50K folder (roots['fsd50k']: FSD50K.ground_truth/, FSD50K.*_audio/)": roots.get("fsd50k")}, scale)
+    aset, fsd = p.values()
+    onto = Path(roots.get("ontology") or aset/"ontology.json")
+    csvs = [Path(c) for c in roots["audioset_csv"].split(",")] if roots.get("audioset_csv") else sorted(aset.glob("*segments.csv"))
+    require_paths({"AudioSet ontology.json": onto, **{f"AudioSet segment CSV {c.name}": c for c in csvs}} if csvs else
+                  {"AudioSet segment CSVs (*_segments.csv)": None}, scale)
+    ontology = load_ontology(onto)
+    man = audioset_manifest(csvs, aset, ontology=onto, missing="reject")
+    found = {_fsd_name(s): audioset_subset(man, ontology, s) for s in SOUNDCOLLAGE_SUBSETS}
+    held = _truth(fsd50k_manifest(fsd, ontology=onto))
+    return {"discover": found, "heldout": {k: ("FSD50K", held) for k in found}, "missing": man.attrs.get("rejected")}
+
 def scale_datasets(scale:str,              # smoke | mini | full
                    work=None,              # where synthetic data is written (smoke)
                    n_smoke:int=80,         # clips per synthetic dataset
-                   roots:dict=None,        # full: {"A": manifest CSV or folder, "B": ...} and their kinds
-                  ) -> dict:               # {"A": (name, manifest), "B": (name, manifest)}
-    "The two datasets a scale runs on, as manifests."
+                   roots:dict=None,        # full: {"audioset": folder, "fsd50k": folder[, "ontology": path][, "audioset_csv": "a.csv,b.csv"]}
+                  ) -> dict:               # {"discover": {name: manifest}, "heldout": {name: (held-out name, manifest with `truth`)}[, "missing"]}
+    "The discovery datasets of a scale and the held-out dataset of each."
     check_scale(scale)
     if scale == "smoke":
         work = Path(work or tempfile.mkdtemp())
         cfg = SynthConfig(min_duration=5, max_duration=8)
-        return {k: (f"synth-seed{s}", cached_synth_dataset(work/f"synth-seed{s}", n_smoke, s, cfg)) for k, s in (("A", 0), ("B", 1))}
+        d = {f"synth-seed{s}": cached_synth_dataset(work/f"synth-seed{s}", n_smoke, s, cfg) for s in (0, 1)}
+        return {"discover": d, "heldout": {a: (b, _truth(d[b])) for a, b in zip(d, list(d)[::-1])}}
     if scale == "mini":
         p = require_paths({"ESC-50 clips (../shared/data/esc50-public)": shared_path("data", "esc50-public")}, scale)
         a, b = split_by_recording(esc50_manifest(next(iter(p.values()))))
-        return {"A": ("esc50-A", a), "B": ("esc50-B", b)}
-    if scale == "full":
-        roots = roots or {}
-        p = require_paths({"dataset A (e.g. FSD50K, --roots A=...)": roots.get("A"),
-                           "dataset B (held-out, e.g. ESC-50, --roots B=...)": roots.get("B")}, scale)
-        return {k: (Path(v).stem, load_manifest(str(v), kind=roots.get(f"{k}_kind", "folder"))) for k, v in p.items()}
+        d = {"esc50-A": a, "esc50-B": b}
+        return {"discover": d, "heldout": {x: (y, _truth(d[y], ESC50_TO_AUDIOSET)) for x, y in zip(d, list(d)[::-1])}}
+    return _full_datasets(roots or {}, scale)
 
 def split_by_recording(manifest:pd.DataFrame,   # one label per clip and a recording column
                        group:str="src_file",     # clips with the same value come from one recording
@@ -62,11 +85,18 @@ def split_by_recording(manifest:pd.DataFrame,   # one label per clip and a recor
 # %% ../../nbs/81_papers.soundcollage.ipynb #c008
 RUNS = {"comp1": ("vocal",), "comp2": ("background",)}
 
+def manifest_fingerprint(manifest:pd.DataFrame) -> str:
+    "sha256 of what a run reads from a manifest: ids, paths, offsets, durations and labels, in order."
+    cols = [c for c in ("clip_id", "path", "offset", "duration", "labels") if c in manifest.columns]
+    text = manifest[cols].to_json(orient="values", double_precision=6)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
 def run_experiment(name:str, manifest:pd.DataFrame, scale:str, runs_dir, seed:int=0, labeler="ground-truth",
                    device:str="auto", n_tasks:int=32, components=("comp1", "comp2"), progress:bool=False, **overrides) -> Path:
     "Run (or reuse) Comp#1 / Comp#2 / baseline discovery on one dataset; returns its folder."
     out = Path(runs_dir)/"soundcollage"/name/f"seed{seed}"
-    want = {"scale": scale, "n_tasks": n_tasks, "components": list(components), "labeler": labeler if isinstance(labeler, str) else type(labeler).__name__, **overrides}
+    want = {"scale": scale, "n_tasks": n_tasks, "components": list(components), "data": manifest_fingerprint(manifest),
+            "labeler": labeler if isinstance(labeler, str) else type(labeler).__name__, **overrides}
     if is_done(out, want): return out
     for i, run in enumerate(components):
         discover(manifest, out/run, labeler=labeler, scale=scale, components=RUNS[run], device=device, n_tasks=n_tasks,
@@ -83,6 +113,8 @@ def load_run(folder) -> dict:
          "items": pd.read_csv(f/("items.csv" if f.name == "baseline" else "relabelled.csv"))}   # rows = discovery items
     if (f/"downstream.csv").exists() and (f/"downstream.csv").stat().st_size > 1:
         r["downstream"] = pd.read_csv(f/"downstream.csv")
+    if (f/"random"/"tasks.csv").exists(): r["random"] = pd.read_csv(f/"random"/"tasks.csv")
+    if (f/"summary.csv").exists(): r["summary"] = pd.read_csv(f/"summary.csv")
     return r
 
 def experiment_runs(folder) -> dict:
@@ -94,6 +126,22 @@ def experiment_runs(folder) -> dict:
 
 # %% ../../nbs/81_papers.soundcollage.ipynb #c010
 RUN_ORDER = ("baseline", "Comp#1", "Comp#2")
+PAPER_SYSTEM = {"baseline": "Baseline", "Comp#1": "Comp#1", "Comp#2": "Comp#2", "Ours": "Ours", "original": "original"}
+
+def paper_cell(table:str,        # "I".."V"
+               dataset:str,      # our dataset name
+               system:str,       # our run name (baseline, Comp#1, Comp#2, Ours, original)
+               metric:str,       # the reported metric (clarity, AS, n_total, acc_pct, ...)
+               digits:int=3,     # decimals
+               label:str=None,   # Table V: the class the value is for
+              ) -> str:          # "v ± s"; for a dataset the paper did not use, its values on each of its datasets, " / "-joined
+    "The paper's value of one cell of one of its tables."
+    r = reported("soundcollage", table)
+    r = r[(r.system == PAPER_SYSTEM.get(system, system)) & (r.metric == metric)]
+    if label is not None: r = r[r.label == label]
+    fmt = lambda x: f"{x.value:.{digits}f}" + (f" ± {x['std']:.{digits}f}" if pd.notna(x["std"]) else "")
+    same = r[r.dataset == dataset]
+    return fmt(same.iloc[0]) if len(same) else " / ".join(fmt(x) for _, x in r.iterrows())
 
 def _runs(exps:dict):
     for ds, folders in exps.items():
@@ -102,83 +150,178 @@ def _runs(exps:dict):
             got = [r[run] for r in per_seed if run in r]
             if got: yield ds, run, got
 
+def _soundcollage_row(run:dict) -> dict:
+    s = run.get("summary")
+    return {} if s is None else s[s.run == "soundcollage"].iloc[0].to_dict()
+
 def table1_sizes(exps:dict) -> pd.DataFrame:
-    "Table I: items per dataset after pre-processing (clips for the baseline, segments for Comp#1 / Comp#2)."
+    "Table I: clips per dataset, and segments per component before and after the random selection, beside the paper's."
     rows = []
     for ds, folders in exps.items():
-        r = experiment_runs(folders[0])
-        rej = pd.read_csv(Path(folders[0])/"comp2"/"rejected.csv") if (Path(folders[0])/"comp2"/"rejected.csv").exists() else pd.DataFrame()
-        rows.append({"dataset": ds, **{f"{k} items": len(r[k]["items"]) for k in RUN_ORDER if k in r}, "rejected clips": len(rej)})
-    return pd.DataFrame(rows)
+        f = Path(folders[0]); r = experiment_runs(f)
+        rej = pd.read_csv(f/"comp2"/"rejected.csv") if (f/"comp2"/"rejected.csv").exists() else pd.DataFrame()
+        miss = pd.read_csv(f.parent/"missing.csv") if (f.parent/"missing.csv").exists() else pd.DataFrame()
+        add = lambda what, ours, system="", metric="": rows.append({"dataset": ds, "items": what, "ours": ours,
+                                                                    "paper": paper_cell("I", ds, system, metric, 0) if metric else ""})
+        add("clips (original)", len(r["baseline"]["items"]) if "baseline" in r else None, "original", "n_samples")
+        for run in ("Comp#1", "Comp#2"):
+            if run not in r: continue
+            s = _soundcollage_row(r[run])
+            add(f"{run} segments", int(s.get("n_total", len(r[run]["items"]))), run, "n_total")
+            add(f"{run} selected", len(r[run]["items"]), run, "n_selected")
+        add("clips rejected (unreadable, silent, too short)", len(rej))
+        if len(miss): add("segment-CSV rows without a clip on disk", len(miss))
+    return pd.DataFrame(rows, columns=["dataset", "items", "ours", "paper"])
 
 def table2_clarity_as(exps:dict) -> pd.DataFrame:
-    "Table II: clarity and AS (test split) of the discovered tasks, mean ± std, per dataset and run."
+    "Table II: clarity and AS (test split) of the discovered tasks and of random tasks, mean ± std, beside the paper's."
     rows = []
     for ds, run, got in _runs(exps):
         t = pd.concat([g["tasks"] for g in got])
-        rows.append({"dataset": ds, "run": run, "n_seeds": len(got), "n_tasks": len(t), "clarity": fmt_mean_std(t.clarity),
-                     "AS (test)": fmt_mean_std(t.as_test), "tasks with clarity >= 0.5": f"{(t.clarity >= 0.5).mean():.0%}"})
+        rnd = pd.concat([g["random"] for g in got if "random" in g]) if any("random" in g for g in got) else pd.DataFrame(columns=["clarity", "as_test"])
+        rows.append({"dataset": ds, "run": run, "n_seeds": len(got), "n_tasks": len(t),
+                     "clarity": fmt_mean_std(t.clarity, 3), "clarity (paper)": paper_cell("II", ds, run, "clarity"),
+                     "AS (test)": fmt_mean_std(t.as_test, 3), "AS (paper)": paper_cell("II", ds, run, "AS"),
+                     "clarity (random tasks)": fmt_mean_std(rnd.clarity, 3), "AS (random tasks)": fmt_mean_std(rnd.as_test, 3),
+                     "tasks with clarity >= 0.5": f"{(t.clarity >= 0.5).mean():.0%}"})
     return pd.DataFrame(rows)
+
+
+# %% ../../nbs/81_papers.soundcollage.ipynb #n003
+TABLE3_READINGS = ("task", "side", "clear", "all")
+TABLE3_READING = "side"      # the reading the paper's numbers imply (see above)
+
+def class_names(tasks:pd.DataFrame,      # tasks.csv of a run: task, best_label, clarity
+                clarity:pd.DataFrame,    # clarity.csv of the run: task, label, n0, n1, clarity, side_of_label
+                reading:str="side",      # one of TABLE3_READINGS
+               ) -> list:                # one name per discovered class (None: a class no label names)
+    "The discovered classes of a run under one reading of the paper's Table III."
+    if reading == "task": return tasks.best_label.tolist()
+    if reading == "clear": return clarity[clarity.clarity >= 0.5 - 1e-9].label.tolist()
+    if reading == "all": return clarity.label.tolist()
+    if reading != "side": raise SoundCollageError(f"reading: expected one of {TABLE3_READINGS}, got {reading!r}")
+    c = clarity.assign(_diff=(clarity.n0 - clarity.n1).abs()).sort_values(["clarity", "_diff", "label"], ascending=[False, False, True])
+    c = c[c.side_of_label.notna()]
+    best = {(int(t), int(s)): l for (t, s), l in c.groupby(["task", "side_of_label"]).label.first().items()}
+    return [best.get((int(t), s)) for t in tasks.task for s in (0, 1)]
+
+def _table3_cells(names:list, silence:str="Silence") -> tuple:
+    named = [n for n in names if n is not None and not (isinstance(n, float) and np.isnan(n))]
+    return 100*sum(n == silence for n in named)/max(len(names), 1), len(set(named))
 
 def table3_silence_classes(exps:dict, silence:str="Silence") -> pd.DataFrame:
-    "Table III: share of tasks named Silence and number of unique class names (mean ± std over seeds)."
+    "Table III: Silence share (%) and unique classes of Baseline and Ours (Comp#1 + Comp#2), each reading, beside the paper's."
     rows = []
-    for ds, run, got in _runs(exps):
-        sil = [float((g["tasks"].best_label == silence).mean()) for g in got]
-        uniq = [g["tasks"].best_label.nunique() for g in got]
-        rows.append({"dataset": ds, "run": run, "Silence share": fmt_mean_std(sil), "unique classes": fmt_mean_std(uniq, 1)})
+    for ds, folders in exps.items():
+        per_seed = [experiment_runs(f) for f in folders]
+        for system, runs in (("baseline", ("baseline",)), ("Ours", ("Comp#1", "Comp#2"))):
+            for reading in TABLE3_READINGS:
+                cells = [_table3_cells([n for run in runs if run in r for n in class_names(r[run]["tasks"], r[run]["clarity"], reading)], silence)
+                         for r in per_seed if any(run in r for run in runs)]
+                if not cells: continue
+                rows.append({"dataset": ds, "system": PAPER_SYSTEM[system], "reading": reading + (" (the paper's)" if reading == TABLE3_READING else ""),
+                             "Silence %": fmt_mean_std([c[0] for c in cells], 1), "Silence % (paper)": paper_cell("III", ds, system, "silence_pct", 1),
+                             "unique classes": fmt_mean_std([c[1] for c in cells], 1), "unique classes (paper)": paper_cell("III", ds, system, "unique_classes", 0)})
     return pd.DataFrame(rows)
 
+
+# %% ../../nbs/81_papers.soundcollage.ipynb #new4
+PAPER_METRIC = {"accuracy": "acc_pct", "precision": "prec_pct", "recall": "rec_pct", "f1": "f1_pct"}
+
+def _ours_downstream(r:dict):
+    "The Comp#1 / Comp#2 downstream row whose class is clearer (clarity, then validation AS), with its run name."
+    got = [(run, r[run]["downstream"].iloc[0]) for run in ("Comp#1", "Comp#2") if run in r and "downstream" in r[run]]
+    if not got: return None, None
+    return max(got, key=lambda x: (x[1].clarity, x[1].get("as_val", 0.0), x[0] == "Comp#1"))
+
 def table4_downstream(exps:dict) -> pd.DataFrame:
-    "Table IV: Random Forest (10 trees, 5-fold CV) on the highest-clarity class of each run."
+    "Table IV: Random Forest (10 trees, 5-fold CV grouped by clip) on the highest-clarity class, Baseline vs Ours, in %."
     rows = []
-    for ds, run, got in _runs(exps):
-        d = [g["downstream"] for g in got if "downstream" in g]
-        if not d: rows.append({"dataset": ds, "run": run, "class": "(none)"}); continue
-        d = pd.concat(d)
-        cells = ({m: f"{d[f'{m}_mean'].iloc[0]:.2f} ± {d[f'{m}_std'].iloc[0]:.2f}" for m in METRICS} if len(d) == 1
-                 else {m: fmt_mean_std(d[f"{m}_mean"]) for m in METRICS})
-        rows.append({"dataset": ds, "run": run, "class": "; ".join(sorted(set(d.label))), "clarity": fmt_mean_std(d.clarity), **cells})
+    for ds, folders in exps.items():
+        per_seed = [experiment_runs(f) for f in folders]
+        for system in ("baseline", "Ours"):
+            picked = [(("baseline", r["baseline"]["downstream"].iloc[0]) if system == "baseline" and "downstream" in r.get("baseline", {})
+                       else _ours_downstream(r) if system == "Ours" else (None, None)) for r in per_seed]
+            picked = [(run, d) for run, d in picked if d is not None]
+            rep = reported("soundcollage", "IV"); rep = rep[(rep.system == PAPER_SYSTEM[system]) & (rep.metric == "acc_pct")]
+            row = {"dataset": ds, "system": PAPER_SYSTEM[system]}
+            if not picked: rows.append({**row, "class": "(none)"}); continue
+            d = pd.DataFrame([x for _, x in picked])
+            row.update({"from": "; ".join(sorted({run for run, _ in picked})), "class": "; ".join(sorted(set(d.label))),
+                        "clarity": fmt_mean_std(d.clarity, 3)})
+            for m in METRICS:
+                ours = (f"{100*d[f'{m}_mean'].iloc[0]:.1f} ± {100*d[f'{m}_std'].iloc[0]:.1f}" if len(d) == 1 else fmt_mean_std(100*d[f"{m}_mean"], 1))
+                row.update({f"{m} %": ours, f"{m} % (paper)": paper_cell("IV", ds, system, PAPER_METRIC[m], 1)})
+            row["class (paper)"] = rep[rep.dataset == ds].label.iloc[0] if (rep.dataset == ds).any() else " / ".join(rep.label)
+            rows.append(row)
     return pd.DataFrame(rows)
+
 
 # %% ../../nbs/81_papers.soundcollage.ipynb #c012
 def _clear_tasks(tasks:pd.DataFrame, min_clarity:float) -> pd.DataFrame:
     return tasks[tasks.clarity >= min_clarity - 1e-9]     # tolerance: thresholds come from 0.05 steps
 
+def _clear_labels(tasks:pd.DataFrame, min_clarity:float, vocabulary=None) -> set:
+    found = set(_clear_tasks(tasks, min_clarity).best_label)
+    return found if vocabulary is None else found & set(vocabulary)
+
+def common_clarity_threshold(tasks_a:pd.DataFrame, tasks_b:pd.DataFrame,   # tasks.csv of the two systems
+                             start:float=0.5, floor:float=None, step:float=0.05, vocabulary=None):
+    "The highest of start, start-step, ..., floor at which some label (of `vocabulary`) is clear in both; None if none."
+    floor = start if floor is None else floor
+    for thr in np.round(np.arange(start, floor - 1e-9, -step), 4):
+        if _clear_labels(tasks_a, thr, vocabulary) & _clear_labels(tasks_b, thr, vocabulary): return float(thr)
+    return None
+
 def _class_items(run:dict, label:str, min_clarity:float):
+    "Member / other item indices of the run's clearest task named `label` (None if it has none)."
     t = _clear_tasks(run["tasks"], min_clarity)
     t = t[t.best_label == label]
     if t.empty: return None
-    t = t.sort_values(["clarity", "as_test"], ascending=False).iloc[0]
+    t = clearest_task(t)
     member = run["assignments"][:, int(t.task)] == task_side(t)
-    return np.flatnonzero(member), np.flatnonzero(~member)
+    return np.flatnonzero(member), np.flatnonzero(~member), float(t.clarity)
 
-def _clear_labels(tasks:pd.DataFrame, min_clarity:float, silence:str="Silence") -> set:
-    return set(_clear_tasks(tasks, min_clarity).best_label) - {silence}
+def _ours(runs:dict) -> dict:
+    "Comp#1 and Comp#2 as one system: their tasks side by side (run, task) with their items and assignments."
+    got = [runs[k] for k in ("Comp#1", "Comp#2") if k in runs]
+    return {"parts": got, "tasks": pd.concat([g["tasks"] for g in got], ignore_index=True) if got else pd.DataFrame(columns=["best_label", "clarity"])}
 
-def common_clarity_threshold(tasks_a:pd.DataFrame, tasks_b:pd.DataFrame,   # tasks.csv of two runs
-                             start:float=0.5, floor:float=None, step:float=0.05, silence:str="Silence"):
-    "The highest of start, start-step, ..., floor at which some label is clear in both runs; None if none."
-    floor = start if floor is None else floor
-    for thr in np.round(np.arange(start, floor - 1e-9, -step), 4):
-        if _clear_labels(tasks_a, thr, silence) & _clear_labels(tasks_b, thr, silence): return float(thr)
-    return None
+def _system_items(system:dict, label:str, min_clarity:float):
+    "(run, member, other, clarity) of the clearest task named `label` over the runs of a system."
+    parts = system.get("parts", [system])
+    found = [(p, *c) for p in parts if (c := _class_items(p, label, min_clarity)) is not None]
+    return max(found, key=lambda x: x[3]) if found else None
 
-def table5_heldout(run_a:dict, run_b:dict, run:str, min_clarity:float=0.5, sr:int=16000, n_per_class:int=100,
-                   n_repeats:int=5, seed:int=0, max_labels:int=5, silence:str="Silence") -> pd.DataFrame:
-    "Table V rows of one run type: train on A's discovered class, test on B's class of the same label."
-    common = sorted(_clear_labels(run_a["tasks"], min_clarity, silence) & _clear_labels(run_b["tasks"], min_clarity, silence))[:max_labels]
+def table5_heldout(exp_folder,                  # one experiment (a discovery dataset, one seed)
+                   heldout:pd.DataFrame,        # the held-out manifest with `truth` (scale_datasets(...)["heldout"])
+                   min_clarity:float=0.5, sr:int=16000, n_per_class:int=100, n_repeats:int=5, seed:int=0,
+                   max_labels:int=5, pad_seconds:float=10.0) -> pd.DataFrame:
+    "Table V rows of one experiment: Baseline and Ours trained on their discovered class, tested on held-out clips carrying its label."
+    r = experiment_runs(exp_folder)
+    vocab = {t for ts in heldout.truth for t in ts}
+    systems = {"Baseline": r.get("baseline"), "Ours": _ours(r)}
+    if systems["Baseline"] is None: return pd.DataFrame()
+    common = sorted(_clear_labels(systems["Baseline"]["tasks"], min_clarity, vocab) & _clear_labels(systems["Ours"]["tasks"], min_clarity, vocab))[:max_labels]
     rows, rng = [], np.random.default_rng(seed)
+    pick = lambda ix: np.sort(rng.permutation(ix)[:n_per_class])
     for label in common:
-        (pa, na), (pb, nb) = _class_items(run_a, label, min_clarity), _class_items(run_b, label, min_clarity)
-        pick = lambda ix: rng.permutation(ix)[:n_per_class]
-        load = lambda r, ix: [load_item(r["items"].iloc[i], sr) for i in ix]
-        if min(len(pa), len(na), len(pb), len(nb)) < 2: continue
-        res = heldout_eval(load(run_a, pick(pa)), load(run_a, pick(na)), load(run_b, pick(pb)), load(run_b, pick(nb)),
-                           n_per_class=n_per_class, seed=seed, n_repeats=n_repeats)
-        rows.append({"run": run, "label": label, **{m: f"{res[f'{m}_mean']:.2f} ± {res[f'{m}_std']:.2f}" for m in METRICS},
-                     "n_train": f"{res['n_pos']}+{res['n_neg']}", "n_test": f"{res['n_test_pos']}+{res['n_test_neg']}"})
-    return pd.DataFrame(rows, columns=["run", "label", *METRICS, "n_train", "n_test"])
+        carries = heldout.truth.map(lambda ts: label in ts).to_numpy()
+        test_pos, test_neg = pick(np.flatnonzero(carries)), pick(np.flatnonzero(~carries))
+        if min(len(test_pos), len(test_neg)) < 2: continue
+        load_test = lambda ix: [load_item(heldout.iloc[i], sr) for i in ix]
+        tp, tn = load_test(test_pos), load_test(test_neg)
+        for name, system in systems.items():
+            run, pos, neg, clarity = _system_items(system, label, min_clarity)
+            load = lambda ix: [load_item(run["items"].iloc[i], sr) for i in ix]
+            res = heldout_eval(load(pick(pos)), load(pick(neg)), tp, tn, n_per_class=n_per_class, seed=seed, n_repeats=n_repeats,
+                               sr=sr, length=int(round(pad_seconds*sr)))
+            rows.append({"system": name, "label": label, "clarity": round(clarity, 3),
+                         **{m: f"{res[f'{m}_mean']:.3f} ± {res[f'{m}_std']:.3f}" for m in METRICS},
+                         **{f"{m} (paper)": paper_cell("V", "FSD50K", name, PAPER_METRIC[m][:-4], label=label) for m in METRICS},
+                         "n_train": f"{res['n_pos']}+{res['n_neg']}", "n_test": f"{res['n_test_pos']}+{res['n_test_neg']}"})
+    return pd.DataFrame(rows, columns=["system", "label", "clarity", *METRICS, *[f"{m} (paper)" for m in METRICS], "n_train", "n_test"])
+
 
 # %% ../../nbs/81_papers.soundcollage.ipynb #c014
 def top_classes(exp_folder, k:int=5, silence:str="Silence") -> pd.DataFrame:
@@ -188,21 +331,26 @@ def top_classes(exp_folder, k:int=5, silence:str="Silence") -> pd.DataFrame:
     t = t[t.best_label != silence].sort_values(["clarity", "as_test"], ascending=False)
     return t.head(k)[["run", "task", "best_label", "clarity", "as_test"]].reset_index(drop=True)
 
-def figure2_top_classes(top:pd.DataFrame, title:str=""):
-    "Horizontal bars of clarity for the top classes, annotated with AS."
+def figure2_top_classes(tops, title:str=""):
+    "Horizontal bars of clarity for the top classes, annotated with AS; `tops`: a `top_classes` table or {dataset: table}."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.45*max(len(top), 1)))
-    names = [f"{r.best_label} ({r.run}, task {r.task})" for r in top.itertuples()]
-    ax.barh(range(len(top)), top.clarity, color="#4c72b0")
-    for i, r in enumerate(top.itertuples()): ax.text(r.clarity + 0.01, i, f"AS {r.as_test:.2f}", va="center", fontsize=8)
-    ax.set_yticks(range(len(top)), names); ax.invert_yaxis(); ax.set_xlim(0, 1.15); ax.set_xlabel("clarity")
-    ax.set_title(title, fontsize=10); fig.tight_layout()
+    tops = tops if isinstance(tops, dict) else {title: tops}
+    fig, axes = plt.subplots(len(tops), 1, squeeze=False, figsize=(6, sum(0.7 + 0.45*max(len(t), 1) for t in tops.values())),
+                             height_ratios=[max(len(t), 1) + 1 for t in tops.values()])
+    for ax, (name, top) in zip(axes[:, 0], tops.items()):
+        names = [f"{r.best_label} ({r.run}, task {r.task})" for r in top.itertuples()]
+        ax.barh(range(len(top)), top.clarity, color="#4c72b0")
+        for i, r in enumerate(top.itertuples()): ax.text(r.clarity + 0.01, i, f"AS {r.as_test:.2f}", va="center", fontsize=8)
+        ax.set_yticks(range(len(top)), names); ax.invert_yaxis(); ax.set_xlim(0, 1.15); ax.set_xlabel("clarity")
+        ax.set_title(name, fontsize=10)
+    fig.tight_layout()
     return fig
 
 # %% ../../nbs/81_papers.soundcollage.ipynb #c020
-SOUNDCOLLAGE_SCALES = scale_table({"smoke": dict(n_tasks=8, n_smoke=40, overrides=dict(steps=100, as_epochs=20, n_random=0)),
-                                   "mini": dict(n_tasks=32, overrides=dict(n_random=8)), "full": dict(n_tasks=32, overrides={})},
+SOUNDCOLLAGE_SCALES = scale_table({"smoke": dict(n_tasks=8, n_smoke=40, overrides=dict(steps=100, as_epochs=20, n_random=8)),
+                                   "mini": dict(n_tasks=32, overrides=dict(n_random=8)),
+                                   "full": dict(n_tasks=32, overrides=dict(n_random=32, max_items=10000))},
                                   "SOUNDCOLLAGE_SCALES")
 
 def default_paper_labeler(scale:str):
@@ -213,17 +361,29 @@ def default_paper_labeler(scale:str):
         return "yamnet-tflite:" + str(next(iter(p.values())))
     return None
 
-def paper_experiments(scale:str, runs_dir, seeds=(0,), labeler=None, device:str="auto", n_tasks:int=None,
-                      roots:dict=None, which=("A", "B"), progress:bool=False, **overrides) -> dict:
-    "{dataset name: [experiment folder per seed]} for the datasets `which` of a scale."
+def _data(scale:str, runs_dir, roots:dict=None) -> dict:
     d = SOUNDCOLLAGE_SCALES[check_scale(scale)]
     data = scale_datasets(scale, Path(runs_dir)/"data", n_smoke=d.get("n_smoke", 80), roots=roots)
+    missing = data.get("missing")
+    if missing is not None and len(missing):
+        for name in data["discover"]: write_manifest(missing, Path(runs_dir)/"soundcollage"/name/"missing.csv")
+    return data
+
+def paper_experiments(scale:str, runs_dir, seeds=(0,), labeler=None, device:str="auto", n_tasks:int=None,
+                      roots:dict=None, which=None, progress:bool=False, **overrides) -> dict:
+    "{dataset name: [experiment folder per seed]} for the discovery datasets of a scale (or those named in `which`)."
+    d = SOUNDCOLLAGE_SCALES[check_scale(scale)]
+    data = _data(scale, runs_dir, roots)["discover"]
+    unknown = set(which or ()) - set(data)
+    if unknown: raise SoundCollageError(f"which: no dataset {sorted(unknown)} at scale {scale!r}; it has {sorted(data)}")
     lab = labeler if labeler is not None else default_paper_labeler(scale)
     lab_obj = lab if (lab == "ground-truth" or isinstance(lab, Labeler)) else default_labeler(lab)   # one tagger for all runs
-    out = {}
-    for k in which:
-        name, man = data[k]
-        out[name] = [run_experiment(name, man, scale, runs_dir, seed=s, labeler=lab_obj, device=device,
-                                    n_tasks=n_tasks or d.get("n_tasks", 32), progress=progress, **{**d.get("overrides", {}), **overrides}) for s in seeds]
-    return out
+    n_tasks = overrides.pop("n_tasks", None) or n_tasks or d.get("n_tasks", 32)
+    return {name: [run_experiment(name, man, scale, runs_dir, seed=s, labeler=lab_obj, device=device, n_tasks=n_tasks,
+                                  progress=progress, **{**d.get("overrides", {}), **overrides}) for s in seeds]
+            for name, man in data.items() if which is None or name in which}
+
+def paper_heldout(scale:str, runs_dir, roots:dict=None) -> dict:
+    "{discovery dataset: (held-out name, held-out manifest with `truth`)} of a scale (Table V)."
+    return _data(scale, runs_dir, roots)["heldout"]
 

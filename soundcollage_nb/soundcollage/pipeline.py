@@ -6,6 +6,7 @@
 from __future__ import annotations
 import html, json, shutil, time
 from dataclasses import asdict
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import pandas as pd
 
 from ..core import SoundCollageError, atomic_write
 from ..audio import load_audio
-from ..datasets import write_manifest, manifest_from
+from ..datasets import write_manifest, manifest_from, random_selection
 from .preprocess import PreprocessConfig, preprocess_manifest
 from .discovery import config_for_scale, discover_tasks
 from .labeling import default_labeler, Labeler, GroundTruthLabeler
@@ -22,7 +23,7 @@ from .downstream import downstream_cv
 
 # %% auto #0
 __all__ = ['SILENCE_DBFS', 'task_side', 'load_item', 'ground_truth_labels', 'write_report', 'name_tasks', 'recovered_classes',
-           'clearest_class_downstream', 'discover']
+           'clearest_task', 'clearest_class_downstream', 'discover']
 
 # %% ../../nbs/40_soundcollage.pipeline.ipynb #c005
 SILENCE_DBFS = -90.0
@@ -121,30 +122,45 @@ def recovered_classes(table:pd.DataFrame,     # `clarity_table` output
     return sorted(set(hits.label))
 
 # %% ../../nbs/40_soundcollage.pipeline.ipynb #c015
+def clearest_task(tasks:pd.DataFrame) -> pd.Series:
+    "The task of highest clarity (Silence allowed), ties broken by validation AS, then task number."
+    return tasks.sort_values(["clarity", "as_val", "task"], ascending=[False, False, True]).iloc[0]
+
 def clearest_class_downstream(tasks:pd.DataFrame, items:pd.DataFrame, assignments:np.ndarray, sr:int=16000,
-                              n_per_class:int=100, seed:int=0) -> pd.DataFrame:
-    "Table IV for the highest-clarity non-Silence task: one row of mean/std metrics (empty if not possible)."
-    cand = tasks[tasks.best_label != "Silence"].sort_values(["clarity", "as_test"], ascending=False)
-    if cand.empty: return pd.DataFrame()
-    t = cand.iloc[0]
+                              n_per_class:int=100, seed:int=0, pad_seconds:float=10.0) -> pd.DataFrame:
+    "Table IV for the highest-clarity task: one row of mean/std metrics (empty if not possible)."
+    if tasks.empty: return pd.DataFrame()
+    t = clearest_task(tasks)
     member = assignments[:, int(t.task)] == task_side(t)
     rng = np.random.default_rng(seed)
     pos = rng.permutation(np.flatnonzero(member))[:n_per_class]
     neg = rng.permutation(np.flatnonzero(~member))[:n_per_class]
-    if min(len(pos), len(neg)) < 5: return pd.DataFrame()
+    groups = items.clip_id.astype(str).to_numpy()
+    if min(len(set(groups[pos])), len(set(groups[neg]))) < 5: return pd.DataFrame()     # fewer clips than folds
     clip = lambda ix: [load_item(items.iloc[i], sr) for i in ix]
-    r = downstream_cv(clip(pos), clip(neg), n_per_class=n_per_class, seed=seed)
-    return pd.DataFrame([{"task": int(t.task), "label": t.best_label, "clarity": t.clarity,
+    r = downstream_cv(clip(pos), clip(neg), n_per_class=n_per_class, seed=seed, sr=sr, length=int(round(pad_seconds*sr)),
+                      groups_pos=groups[pos], groups_neg=groups[neg])
+    return pd.DataFrame([{"task": int(t.task), "label": t.best_label, "clarity": t.clarity, "as_val": t.as_val,
                           **{k: v for k, v in r.items() if k != "per_fold"}}])
 
+
 # %% ../../nbs/40_soundcollage.pipeline.ipynb #c017
-def _summary_row(run:str, tasks:pd.DataFrame, labels:pd.DataFrame, table:pd.DataFrame, n_items:int, hidden:set) -> dict:
+def _summary_row(run:str, tasks:pd.DataFrame, labels:pd.DataFrame, table:pd.DataFrame, n_items:int, hidden:set,
+                 n_total:int=None, random:pd.DataFrame=None) -> dict:
     s = clarity_summary(tasks[["task"]], labels).iloc[0].to_dict()
     s.pop("dataset", None)
     found = recovered_classes(table, hidden) if hidden else []
-    return {"run": run, "n_items": n_items, "as_test_mean": float(tasks.as_test.mean()), "as_test_std": float(tasks.as_test.std(ddof=0)),
-            **s, "n_clear_tasks": int((tasks.clarity >= 0.5).sum()), "n_hidden": len(hidden),
-            "hidden_recovered": len(found), "hidden_recovered_classes": ";".join(found)}
+    null = {} if random is None or random.empty else {"random_clarity_mean": float(random.clarity.mean()), "random_as_test_mean": float(random.as_test.mean())}
+    return {"run": run, "n_total": n_items if n_total is None else n_total, "n_items": n_items, "as_test_mean": float(tasks.as_test.mean()),
+            "as_test_std": float(tasks.as_test.std(ddof=0)), **s, "n_clear_tasks": int((tasks.clarity >= 0.5).sum()), **null,
+            "n_hidden": len(hidden), "hidden_recovered": len(found), "hidden_recovered_classes": ";".join(found)}
+
+def _name_random(res, items:pd.DataFrame, labeler, out:Path) -> pd.DataFrame:
+    "Name the random-hyperplane tasks of a discovery like the discovered ones; their tables go to out/random/."
+    if res.random_tasks is None or res.random_tasks.empty: return pd.DataFrame()
+    rtasks, rlabels, rtable = name_tasks(SimpleNamespace(top=res.random_top, tasks=res.random_tasks), items, labeler)
+    _write_tables(out/"random", tasks=rtasks, labels=rlabels, clarity=rtable)
+    return rtasks
 
 def _fit_batches(cfg, n_items:int, what:str="segments"):
     "Shrink the meta-batches of a small dataset (said aloud): both must fit in the training split."
@@ -170,7 +186,8 @@ def _collages(out:Path, tasks:pd.DataFrame, top:pd.DataFrame, segments:pd.DataFr
 
 def discover(manifest, out, labeler=None, scale:str="smoke", components=("background",), device:str="auto",
              n_tasks:int=32, workers:int=1, progress:bool=True, baseline:bool=True, downstream:bool=True,
-             preprocess_dir=None, preprocess_components=None, n_random:int=8, **discovery_overrides) -> dict:
+             preprocess_dir=None, preprocess_components=None, n_random:int=8, max_items:int=None, seed:int=0,
+             **discovery_overrides) -> dict:
     "The whole SoundCollage pipeline on a manifest (DataFrame, CSV or folder); returns the written tables."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     man, early = manifest_from(manifest)
@@ -180,7 +197,12 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
     write_manifest(rejected, out/"rejected.csv")
     keep = pre.segments.component.isin(components).to_numpy()     # a shared pre-processing may hold more components
     segments, features = pre.segments[keep].reset_index(drop=True), pre.features[keep]
-    config = lambda n_items, what: _fit_batches(config_for_scale(scale, n_tasks=n_tasks, d=max(n_tasks, 32), **discovery_overrides), n_items, what)
+    n_total = len(segments)
+    if max_items is not None and n_total > max_items:                # the paper's "10k randomly selected" segments
+        pick = random_selection(segments.assign(_row=np.arange(n_total)), max_items, seed=seed)["_row"].to_numpy()
+        segments, features = segments.iloc[pick].reset_index(drop=True), features[pick]
+    config = lambda n_items, what: _fit_batches(config_for_scale(scale, n_tasks=n_tasks, d=max(n_tasks, 32), seed=seed,
+                                                                 **discovery_overrides), n_items, what)
     ground_truth = isinstance(labeler, str) and labeler == "ground-truth"
     if not ground_truth and not isinstance(labeler, Labeler): labeler = default_labeler(labeler)
     labeler_for = lambda items: default_labeler("ground-truth", labels=ground_truth_labels(items, man)) if ground_truth else labeler
@@ -193,7 +215,8 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
     relabelled = segments.copy()
     relabelled["discovered"] = [[tasks.name[k] for k in range(len(tasks)) if res.assignments[i, tasks.task[k]] == task_side(tasks.iloc[k])]
                                 for i in range(len(segments))]
-    summary = [_summary_row("soundcollage", tasks, labels, table, len(segments), hidden)]
+    rtasks = _name_random(res, segments, seg_labeler, out)
+    summary = [_summary_row("soundcollage", tasks, labels, table, len(segments), hidden, n_total, rtasks)]
     _write_tables(out, tasks=tasks, labels=labels, clarity=table)
     write_manifest(relabelled.drop(columns="collage_path"), out/"relabelled.csv")
     result = {"tasks": tasks, "labels": labels, "clarity": table, "relabelled": relabelled, "rejected": rejected,
@@ -202,13 +225,15 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
         items = pre.baseline.merge(man[["clip_id", "offset", "duration"]], on="clip_id", how="left")
         bres = discover_tasks(pre.baseline_features, out/"baseline"/"tasks", config(len(items), "baseline clips"), device=device,
                               progress=progress, n_random=n_random)
-        btasks, blabels, btable = name_tasks(bres, items, labeler_for(items))
+        blab = labeler_for(items)
+        btasks, blabels, btable = name_tasks(bres, items, blab)
+        brtasks = _name_random(bres, items, blab, out/"baseline")
         _write_tables(out/"baseline", tasks=btasks, labels=blabels, clarity=btable)
         write_manifest(items, out/"baseline"/"items.csv")
         if downstream:
             result["baseline_downstream"] = clearest_class_downstream(btasks, items, bres.assignments)
             _write_tables(out/"baseline", downstream=result["baseline_downstream"])
-        summary.append(_summary_row("baseline", btasks, blabels, btable, len(items), hidden))
+        summary.append(_summary_row("baseline", btasks, blabels, btable, len(items), hidden, random=brtasks))
         result.update(baseline_tasks=btasks, baseline_clarity=btable)
     if downstream:
         result["downstream"] = clearest_class_downstream(tasks, segments, res.assignments)
