@@ -22,19 +22,31 @@ from .runner import require_paths, fmt_mean_std, reported
 
 # %% auto #0
 __all__ = ['RUNS', 'RUN_ORDER', 'PAPER_SYSTEM', 'TABLE3_READINGS', 'TABLE3_READING', 'PAPER_METRIC', 'SOUNDCOLLAGE_SCALES',
-           'scale_datasets', 'split_by_recording', 'manifest_fingerprint', 'run_experiment', 'load_run',
-           'experiment_runs', 'paper_cell', 'table1_sizes', 'table2_clarity_as', 'class_names',
+           'ancestor_names', 'scale_datasets', 'split_by_recording', 'manifest_fingerprint', 'run_experiment',
+           'load_run', 'experiment_runs', 'paper_cell', 'table1_sizes', 'table2_clarity_as', 'class_names',
            'table3_silence_classes', 'table4_downstream', 'common_clarity_threshold', 'table5_heldout', 'top_classes',
            'figure2_top_classes', 'default_paper_labeler', 'paper_experiments', 'paper_heldout']
 
 # %% ../../nbs/81_papers.soundcollage.ipynb #c005
 def _fsd_name(name:str) -> str: return name.replace(",", "")     # "Domestic sounds, home sounds" as the paper's tables print it
 
-def _truth(manifest:pd.DataFrame, mapping:dict=None) -> pd.DataFrame:
-    "A held-out manifest with `truth`: the set of ground-truth names of each clip."
+def ancestor_names(ontology, names) -> set:
+    "The AudioSet names `names` with the names of all their ancestors (FSD50K's labels are 'smeared' this way)."
+    onto = load_ontology(ontology)
+    parents, by_name = {}, {r["name"]: m for m, r in onto.items()}
+    for m, r in onto.items():
+        for ch in r["child_ids"]: parents.setdefault(ch, set()).add(m)
+    out, todo = set(names), [by_name[n] for n in names if n in by_name]
+    while todo:
+        for p in parents.get(todo.pop(), ()):
+            if onto[p]["name"] not in out: out.add(onto[p]["name"]); todo.append(p)
+    return out
+
+def _truth(manifest:pd.DataFrame, mapping:dict=None, ontology=None) -> pd.DataFrame:
+    "A held-out manifest with `truth`: the ground-truth names of each clip (with their ontology ancestors when given)."
     m = manifest.copy()
-    names = lambda r: list(r.labels) + list(r.hidden_labels if "hidden_labels" in m.columns else [])
-    m["truth"] = [sorted({(mapping or {}).get(l, l) for l in names(r)}) for r in m.itertuples()]
+    names = lambda r: {(mapping or {}).get(l, l) for l in list(r.labels) + list(r.hidden_labels if "hidden_labels" in m.columns else [])}
+    m["truth"] = [sorted(ancestor_names(ontology, names(r)) if ontology is not None else names(r)) for r in m.itertuples()]
     return m
 
 def _full_datasets(roots:dict, scale:str="full") -> dict:
@@ -64,10 +76,12 @@ def scale_datasets(scale:str,              # smoke | mini | full
         d = {f"synth-seed{s}": cached_synth_dataset(work/f"synth-seed{s}", n_smoke, s, cfg) for s in (0, 1)}
         return {"discover": d, "heldout": {a: (b, _truth(d[b])) for a, b in zip(d, list(d)[::-1])}}
     if scale == "mini":
-        p = require_paths({"ESC-50 clips (../shared/data/esc50-public)": shared_path("data", "esc50-public")}, scale)
-        a, b = split_by_recording(esc50_manifest(next(iter(p.values()))))
+        p = require_paths({"ESC-50 clips (../shared/data/esc50-public)": shared_path("data", "esc50-public"),
+                           "AudioSet ontology (../shared/data/audioset/ontology.json)": shared_path("data", "audioset", "ontology.json")}, scale)
+        esc, onto = p.values()
+        a, b = split_by_recording(esc50_manifest(esc))
         d = {"esc50-A": a, "esc50-B": b}
-        return {"discover": d, "heldout": {x: (y, _truth(d[y], ESC50_TO_AUDIOSET)) for x, y in zip(d, list(d)[::-1])}}
+        return {"discover": d, "heldout": {x: (y, _truth(d[y], ESC50_TO_AUDIOSET, onto)) for x, y in zip(d, list(d)[::-1])}}
     return _full_datasets(roots or {}, scale)
 
 def split_by_recording(manifest:pd.DataFrame,   # one label per clip and a recording column
