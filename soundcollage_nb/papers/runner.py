@@ -4,7 +4,7 @@
 
 # %% ../../nbs/80_papers.runner.ipynb #c002
 from __future__ import annotations
-import datetime as _dt, json, time
+import datetime as _dt, functools, json, time
 from importlib import resources
 from pathlib import Path
 
@@ -59,14 +59,18 @@ def save_figure(fig, name:str, out_dir) -> list:
 def _read_reported(f) -> pd.DataFrame:
     with open(f) as fh: return pd.read_csv(fh, dtype={"table": str}, keep_default_na=False, na_values={"value": [""], "std": [""]})
 
-def reported(paper:str,          # "soundcollage" or "clap_curation"
-             table=None,         # a table of the paper ("I".."V" / 1..3); None: all of them
-            ) -> pd.DataFrame:   # one row per reported value, as the paper prints it
-    "The values a paper reports in its tables (package data)."
+@functools.cache
+def _package_reported(paper:str) -> pd.DataFrame:
     f = resources.files("soundcollage_nb.papers")/"reported"/f"{paper}.csv"
     if not f.is_file(): raise SoundCollageError(f"{f}: no reported numbers for paper {paper!r}")
-    df = _read_reported(f)
-    return df if table is None else df[df.table == str(table)].reset_index(drop=True)
+    return _read_reported(f)                                         # read once: every table cell looks values up here
+
+def reported(paper:str,          # "soundcollage" or "clap_curation"
+             table=None,         # a table of the paper ("I".."V" / 1..3); None: all of them
+            ) -> pd.DataFrame:   # one row per reported value, as the paper prints it (a copy: callers may change it)
+    "The values a paper reports in its tables (package data)."
+    df = _package_reported(paper)
+    return (df if table is None else df[df.table == str(table)]).reset_index(drop=True)
 
 REPORTED = {
     "soundcollage": {

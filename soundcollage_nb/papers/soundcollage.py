@@ -4,7 +4,7 @@
 
 # %% ../../nbs/81_papers.soundcollage.ipynb #c002
 from __future__ import annotations
-import hashlib, json, tempfile
+import functools, hashlib, json, tempfile
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +44,9 @@ def ancestor_names(ontology, names) -> set:
 
 def _truth(manifest:pd.DataFrame, mapping:dict=None, ontology=None) -> pd.DataFrame:
     "A held-out manifest with `truth`: the ground-truth names of each clip (with their ontology ancestors when given)."
-    m = manifest.copy()
+    m, onto = manifest.copy(), (load_ontology(ontology) if ontology is not None else None)     # read once, not per clip
     names = lambda r: {(mapping or {}).get(l, l) for l in list(r.labels) + list(r.hidden_labels if "hidden_labels" in m.columns else [])}
-    m["truth"] = [sorted(ancestor_names(ontology, names(r)) if ontology is not None else names(r)) for r in m.itertuples()]
+    m["truth"] = [sorted(ancestor_names(onto, names(r)) if onto is not None else names(r)) for r in m.itertuples()]
     return m
 
 def _full_datasets(roots:dict, scale:str="full") -> dict:
@@ -57,10 +57,10 @@ def _full_datasets(roots:dict, scale:str="full") -> dict:
     csvs = [Path(c) for c in roots["audioset_csv"].split(",")] if roots.get("audioset_csv") else sorted(aset.glob("*segments.csv"))
     require_paths({"AudioSet ontology.json": onto, **{f"AudioSet segment CSV {c.name}": c for c in csvs}} if csvs else
                   {"AudioSet segment CSVs (*_segments.csv)": None}, scale)
-    ontology = load_ontology(onto)
-    man = audioset_manifest(csvs, aset, ontology=onto, missing="reject")
+    ontology = load_ontology(onto)                                   # parsed once for the subsets and both loaders
+    man = audioset_manifest(csvs, aset, ontology=ontology, missing="reject")
     found = {_fsd_name(s): audioset_subset(man, ontology, s) for s in SOUNDCOLLAGE_SUBSETS}
-    held = _truth(fsd50k_manifest(fsd, ontology=onto))
+    held = _truth(fsd50k_manifest(fsd, ontology=ontology))
     return {"discover": found, "heldout": {k: ("FSD50K", held) for k in found}, "missing": man.attrs.get("rejected")}
 
 def scale_datasets(scale:str,              # smoke | mini | full
@@ -376,8 +376,13 @@ def default_paper_labeler(scale:str):
     return None
 
 def _data(scale:str, runs_dir, roots:dict=None) -> dict:
-    d = SOUNDCOLLAGE_SCALES[check_scale(scale)]
-    data = scale_datasets(scale, Path(runs_dir)/"data", n_smoke=d.get("n_smoke", 80), roots=roots)
+    "scale_datasets once per (scale, runs_dir, roots) in a process: Table V's notebook needs the experiments and the held-out sets."
+    return _data_once(check_scale(scale), str(Path(runs_dir).resolve()), json.dumps(roots or {}, sort_keys=True, default=str))
+
+@functools.lru_cache(maxsize=4)
+def _data_once(scale:str, runs_dir:str, roots:str) -> dict:
+    d = SOUNDCOLLAGE_SCALES[scale]
+    data = scale_datasets(scale, Path(runs_dir)/"data", n_smoke=d.get("n_smoke", 80), roots=json.loads(roots))
     missing = data.get("missing")
     if missing is not None and len(missing):
         for name in data["discover"]: write_manifest(missing, Path(runs_dir)/"soundcollage"/name/"missing.csv")
