@@ -4,7 +4,7 @@
 
 # %% ../../nbs/50_clap.model.ipynb #c002
 from __future__ import annotations
-import math, os
+import contextlib, math, os
 from dataclasses import dataclass, field, asdict, fields
 from pathlib import Path
 
@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from ..core import SoundCollageError, get_device
 
 # %% auto #0
-__all__ = ['CLAP_SR', 'CLIP_SECONDS', 'MSCLAP_TEMPERATURE_INIT', 'PAPER_TEMPERATURE_INIT', 'CLAPConfig', 'LogMel', 'ConvBlock',
-           'Cnn14', 'resolve_text_model', 'TextEncoder', 'Projection', 'AudioTower', 'TextTower', 'CLAP',
-           'cnn14_key_map', 'load_panns_cnn14', 'msclap_key_map', 'msclap_ignored_keys', 'load_msclap_checkpoint',
-           'build_config', 'clap_state', 'load_clap']
+__all__ = ['CLAP_SR', 'CLIP_SECONDS', 'MSCLAP_TEMPERATURE_INIT', 'PAPER_TEMPERATURE_INIT', 'BERT_BASE_CONFIG', 'CLAPConfig',
+           'paper_model_config', 'rehearsal_model_config', 'LogMel', 'ConvBlock', 'cnn14_pool', 'Cnn14',
+           'resolve_text_model', 'TextEncoder', 'Projection', 'AudioTower', 'TextTower', 'CLAP',
+           'torchlibrosa_front_end', 'cnn14_key_map', 'load_panns_cnn14', 'msclap_key_map', 'msclap_ignored_keys',
+           'load_msclap_checkpoint', 'build_config', 'clap_state', 'load_clap']
 
 # %% ../../nbs/50_clap.model.ipynb #c005
 CLAP_SR = 44100        # sample rate of the CLAP audio tower (Hz)
@@ -29,7 +30,7 @@ PAPER_TEMPERATURE_INIT = 0.007   # curation paper: tau initialised to 0.007
 
 @dataclass
 class CLAPConfig:
-    "Architecture of a CLAP model (defaults: msclap 2022 / the curation paper)."
+    "Architecture of a CLAP model (defaults: msclap 2022)."
     sample_rate:int = CLAP_SR        # audio sample rate (Hz)
     window_size:int = 1024           # STFT window and n_fft (samples)
     hop_size:int = 320               # STFT hop (samples)
@@ -42,13 +43,14 @@ class CLAPConfig:
     classes_num:int = 527            # AudioSet tagging head of Cnn14 (0: none); unused by the contrastive loss
     text_model:str = "bert-base-uncased"  # Hugging Face name or local folder; "minilm": the offline all-MiniLM-L6-v2 wheel
     text_config:dict = None          # build the text encoder from this config dict (random init) instead of weights
+    tokenizer:str = None             # tokenizer source (name, folder or "minilm"); None: the same as text_model
     text_pooling:str = "cls"         # "cls" (msclap) or "mean" (sentence-transformers' pooling)
     text_max_length:int = 100        # tokens per caption (longer ones are truncated)
     freeze_text:bool = False         # keep the text encoder fixed (projections stay trainable)
     d_proj:int = 1024                # shared embedding size d
     proj_dropout:float = 0.5         # dropout in the projection heads
     temperature_init:float = MSCLAP_TEMPERATURE_INIT  # initial tau; logit_scale = ln(1/tau)
-    clamp_logit_scale:bool = False   # clamp exp(logit_scale) at max_logit_scale
+    clamp_logit_scale:bool = False   # `CLAP.clamp_logit_scale_()` keeps exp(logit_scale) <= max_logit_scale (CLIP)
     max_logit_scale:float = 100.0
 
     def __post_init__(self):
@@ -56,14 +58,33 @@ class CLAPConfig:
         if self.text_pooling not in ("cls", "mean"): raise SoundCollageError(f'text_pooling must be "cls" or "mean", got {self.text_pooling!r}')
         if not 0 < self.temperature_init: raise SoundCollageError(f"temperature_init must be > 0, got {self.temperature_init}")
         if self.fmax > self.sample_rate/2: raise SoundCollageError(f"fmax {self.fmax} Hz is above Nyquist ({self.sample_rate/2} Hz)")
+        if self.clamp_logit_scale and 1/self.temperature_init > self.max_logit_scale*(1 + 1e-6):
+            raise SoundCollageError(f"temperature_init {self.temperature_init} gives a logit scale of {1/self.temperature_init:.1f}, above "
+                                    f"max_logit_scale {self.max_logit_scale}: turn clamp_logit_scale off (the paper's tau 0.007) or raise max_logit_scale")
 
     def to_dict(self) -> dict: return asdict(self)
 
 def _ch(c:int, width:float) -> int: return max(1, int(round(c*width)))
 
+# %% ../../nbs/50_clap.model.ipynb #p002
+BERT_BASE_CONFIG = dict(model_type="bert", vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                        intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2, hidden_act="gelu",
+                        layer_norm_eps=1e-12, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                        initializer_range=0.02, pad_token_id=0)   # = transformers.BertConfig() defaults (BERT-base)
+
+def paper_model_config(**overrides) -> CLAPConfig:
+    "The curation paper's CLAP: Cnn14 (width 1), trainable bert-base-uncased with CLS pooling, d = 1024, tau = 0.007."
+    kw = dict(width=1.0, audio_dim=None, classes_num=527, text_model="bert-base-uncased", text_config=None, tokenizer=None,
+              text_pooling="cls", text_max_length=100, freeze_text=False, d_proj=1024, temperature_init=PAPER_TEMPERATURE_INIT)
+    return CLAPConfig(**{**kw, **overrides})
+
+def rehearsal_model_config(**overrides) -> CLAPConfig:
+    "`paper_model_config` built offline: BERT-base from `BERT_BASE_CONFIG` (random weights), the MiniLM wheel's bert-base-uncased vocabulary."
+    return paper_model_config(**{**dict(text_config=dict(BERT_BASE_CONFIG), tokenizer="minilm"), **overrides})
+
 # %% ../../nbs/50_clap.model.ipynb #c008
 class LogMel(nn.Module):
-    "Waveform `(B, n)` -> log-mel `(B, 1, frames, mel_bins)`, as torchlibrosa computes it for PANNs."
+    "Waveform `(B, n)` -> log-mel `(B, 1, frames, mel_bins)`, as torchlibrosa computes it for PANNs (always in float32)."
     def __init__(self, cfg:CLAPConfig):
         super().__init__()
         import librosa
@@ -72,12 +93,19 @@ class LogMel(nn.Module):
         self.register_buffer("window", torch.hann_window(cfg.window_size, periodic=True), persistent=False)
         self.register_buffer("melW", torch.tensor(mel.T, dtype=torch.float32), persistent=False)  # (n_fft//2+1, mel_bins)
 
+    cpu_chunk:int = 2   # clips per STFT on CPU: 16 clips' complex STFT (45 MB) outgrow the cache and batching loses (bench_clap)
+
     def forward(self, x:torch.Tensor) -> torch.Tensor:
-        spec = torch.stft(x.float(), self.n_fft, self.hop, self.n_fft, window=self.window, center=True,
-                          pad_mode=self.pad_mode, return_complex=True)
-        power = spec.real**2 + spec.imag**2                      # (B, freq, frames)
-        mel = torch.matmul(power.transpose(1, 2), self.melW)     # (B, frames, mel)
-        return (10*torch.log10(torch.clamp(mel, min=1e-10)))[:, None]
+        if x.device.type == "cpu" and x.shape[0] > self.cpu_chunk: return torch.cat([self._logmel(c) for c in x.split(self.cpu_chunk)])
+        return self._logmel(x)
+
+    def _logmel(self, x:torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):   # fp16 would overflow / underflow here
+            spec = torch.stft(x.float(), self.n_fft, self.hop, self.n_fft, window=self.window.float(), center=True,
+                              pad_mode=self.pad_mode, return_complex=True)
+            power = spec.real**2 + spec.imag**2                          # (B, freq, frames)
+            mel = torch.matmul(power.transpose(1, 2), self.melW.float()) # (B, frames, mel)
+            return (10*torch.log10(torch.clamp(mel, min=1e-10)))[:, None]
 
 # %% ../../nbs/50_clap.model.ipynb #c011
 class ConvBlock(nn.Module):
@@ -92,8 +120,15 @@ class ConvBlock(nn.Module):
         x = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
         return F.avg_pool2d(x, pool) if pool != (1, 1) else x
 
+def cnn14_pool(x:torch.Tensor) -> torch.Tensor:
+    "Cnn14's global pooling of the last conv block's `(B, C, frames, mel)`: mean over mel, then max + mean over time -> `(B, C)`."
+    x = x.mean(dim=3)
+    return x.max(dim=2).values + x.mean(dim=2)
+
 class Cnn14(nn.Module):
     "PANNs Cnn14 with a channel `width` factor; `forward(wave)` -> dict(embedding, clipwise_output)."
+    cpu_chunk:int = 4     # eval on CPU: clips per pass through the first `chunk_blocks` blocks (their activations outgrow the cache)
+    chunk_blocks:int = 2
     def __init__(self, cfg:CLAPConfig):
         super().__init__()
         self.cfg = cfg
@@ -117,15 +152,14 @@ class Cnn14(nn.Module):
         if x.shape[2] < 32 or x.shape[3] < 32:
             raise SoundCollageError(f"Cnn14 needs at least 32 frames and 32 mel bins, got {tuple(x.shape[2:])} "
                                     f"(at hop {self.cfg.hop_size} that is {32*self.cfg.hop_size/self.cfg.sample_rate:.2f} s of audio)")
-        x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
+        x = self.bn0(x.transpose(1, 3)).transpose(1, 3)                    # BatchNorm per mel band
+        chunk = not self.training and x.device.type == "cpu" and x.shape[0] > self.cpu_chunk
         for k in range(1, 7):
-            x = getattr(self, f"conv_block{k}")(x, pool=(2, 2) if k < 6 else (1, 1))
+            block, pool = getattr(self, f"conv_block{k}"), (2, 2) if k < 6 else (1, 1)
+            if chunk and k <= self.chunk_blocks: x = torch.cat([block(c, pool=pool) for c in x.split(self.cpu_chunk)])   # eval BatchNorm: per clip
+            else: x = block(x, pool=pool)
             x = F.dropout(x, 0.2, self.training)
-        x = x.mean(dim=3)                                                   # (B, C, frames')
-        x = F.max_pool1d(x, 3, 1, 1) + F.avg_pool1d(x, 3, 1, 1)
-        x = F.dropout(x, 0.5, self.training)
-        x = x.max(dim=2).values + x.mean(dim=2)
-        x = F.dropout(x, 0.5, self.training)
+        x = F.dropout(cnn14_pool(x), 0.5, self.training)
         x = F.relu(self.fc1(x))
         out = {"embedding": F.dropout(x, 0.5, self.training)}
         if self.fc_audioset is not None: out["clipwise_output"] = torch.sigmoid(self.fc_audioset(x))
@@ -145,31 +179,37 @@ def resolve_text_model(name:str) -> str:
     return str(name)
 
 class TextEncoder(nn.Module):
-    "A transformers encoder + tokenizer with CLS or mean pooling: `forward(list[str])` -> `(B, hidden)`."
+    "A transformers encoder + tokenizer with CLS or mean pooling: `forward(list[str] | token dict)` -> `(B, hidden)`."
     def __init__(self, cfg:CLAPConfig):
         super().__init__()
         try: from transformers import AutoConfig, AutoModel, AutoTokenizer
         except ImportError: raise SoundCollageError("the CLAP text tower needs transformers (extra 'clap')") from None
-        src = resolve_text_model(cfg.text_model)
+        src, tok_src = resolve_text_model(cfg.text_model), resolve_text_model(cfg.tokenizer or cfg.text_model)
         if Path(src).exists(): os.environ.setdefault("HF_HUB_OFFLINE", "1")
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(src)
+            self.tokenizer = AutoTokenizer.from_pretrained(tok_src)
             if cfg.text_config is not None:
                 tc = dict(cfg.text_config)
                 self.model = AutoModel.from_config(AutoConfig.for_model(tc.pop("model_type"), **tc))
             else: self.model = AutoModel.from_pretrained(src)
         except OSError as e:
-            raise SoundCollageError(f"text model {cfg.text_model!r} could not be loaded ({e}); give a local folder "
-                                    f"or 'minilm' when the Hugging Face Hub is out of reach") from None
+            raise SoundCollageError(f"text model {cfg.text_model!r} (tokenizer {cfg.tokenizer or cfg.text_model!r}) could not be loaded ({e}); "
+                                    f"give a local folder or 'minilm' when the Hugging Face Hub is out of reach") from None
         self.pooling, self.max_length = cfg.text_pooling, cfg.text_max_length
         self.hidden_size = self.model.config.hidden_size
 
     def tokenize(self, texts:list[str]) -> dict:
         return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
 
-    def forward(self, texts:list[str]) -> torch.Tensor:
+    def forward(self, texts) -> torch.Tensor:
+        "Captions, or a dict with `input_ids` (+ optional `attention_mask`, `token_type_ids`) -> pooled `(B, hidden)`."
         dev = next(self.model.parameters()).device
-        tok = {k: v.to(dev) for k, v in self.tokenize(texts).items()}
+        from collections.abc import Mapping
+        tok = dict(texts) if isinstance(texts, Mapping) else dict(self.tokenize(texts))   # a tokenizer's BatchEncoding is a Mapping too
+        ids = torch.as_tensor(tok["input_ids"])
+        tok.setdefault("attention_mask", torch.ones_like(ids))
+        if "token_type_ids" not in tok and getattr(self.model.config, "type_vocab_size", 0): tok["token_type_ids"] = torch.zeros_like(ids)
+        tok = {k: torch.as_tensor(v).to(dev) for k, v in tok.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         h = self.model(**tok).last_hidden_state                             # (B, tokens, hidden)
         if self.pooling == "cls": return h[:, 0]
         m = tok["attention_mask"][..., None].to(h.dtype)
@@ -201,16 +241,24 @@ class TextTower(nn.Module):
         self.projection = Projection(self.base.hidden_size, cfg.d_proj, cfg.proj_dropout)
 
 # %% ../../nbs/50_clap.model.ipynb #c018
+def _skip_init():
+    "A context in which torch's and transformers' weight initialisers do nothing (weights stay uninitialised)."
+    try: from transformers.initialization import no_init_weights
+    except ImportError: return contextlib.nullcontext()
+    return no_init_weights()
+
 class CLAP(nn.Module):
     "Contrastive language-audio model: `encode_audio` / `encode_text` give L2-normalised d-dim embeddings."
-    def __init__(self, config:CLAPConfig=None, # the architecture (None: the paper's)
+    def __init__(self, config:CLAPConfig=None, # the architecture (None: msclap 2022's, `CLAPConfig()`)
                  seed:int=None,                 # seed the random initialisation (None: torch's current state)
+                 init_weights:bool=True,        # False: skip the random initialisation (the caller loads every weight next)
                 ):
         super().__init__()
         self.config = cfg = config or CLAPConfig()
         if seed is not None: torch.manual_seed(seed)
-        self.audio_encoder = AudioTower(cfg)
-        self.caption_encoder = TextTower(cfg)
+        with contextlib.nullcontext() if init_weights else _skip_init():
+            self.audio_encoder = AudioTower(cfg)
+            self.caption_encoder = TextTower(cfg)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1/cfg.temperature_init), dtype=torch.float32))
         if cfg.freeze_text:
             for p in self.caption_encoder.base.parameters(): p.requires_grad_(False)
@@ -236,9 +284,14 @@ class CLAP(nn.Module):
     def device(self) -> torch.device: return self.logit_scale.device
 
     def scale(self) -> torch.Tensor:
-        "exp(logit_scale), the multiplier of cosine similarities (optionally clamped)."
-        s = self.logit_scale.exp()
-        return s.clamp(max=self.config.max_logit_scale) if self.config.clamp_logit_scale else s
+        "exp(logit_scale), the multiplier of cosine similarities (never clamped here: see `clamp_logit_scale_`)."
+        return self.logit_scale.exp()
+
+    @torch.no_grad()
+    def clamp_logit_scale_(self) -> "CLAP":
+        "With `config.clamp_logit_scale`: clip the parameter in place to [0, ln(max_logit_scale)] (call after each optimiser step, as CLIP does)."
+        if self.config.clamp_logit_scale: self.logit_scale.clamp_(0.0, math.log(self.config.max_logit_scale))
+        return self
 
     def encode_logmel(self, logmel:torch.Tensor, normalize:bool=True) -> torch.Tensor:
         e = self.audio_encoder.projection(self.audio_encoder.base.forward_logmel(logmel.to(self.device))["embedding"])
@@ -250,12 +303,20 @@ class CLAP(nn.Module):
         if w.ndim == 1: w = w[None]
         return self.audio_encoder.base.logmel(w.to(self.device, torch.float32))
 
+    def audio_outputs(self, wave) -> dict:
+        "One audio forward pass: dict(logmel, feature (Cnn14 embedding), clipwise_output (if the head exists), embedding (projected, not normalised))."
+        lm = self.logmel(wave)
+        out = self.audio_encoder.base.forward_logmel(lm)
+        res = {"logmel": lm, "feature": out["embedding"], "embedding": self.audio_encoder.projection(out["embedding"])}
+        if "clipwise_output" in out: res["clipwise_output"] = out["clipwise_output"]
+        return res
+
     def encode_audio(self, wave, normalize:bool=True) -> torch.Tensor:
         "`(B, n)` waveforms at `config.sample_rate` -> `(B, d)` embeddings (L2-normalised)."
         return self.encode_logmel(self.logmel(wave), normalize)
 
-    def text_features(self, texts:list[str]) -> torch.Tensor:
-        "Pooled text-encoder output `(B, hidden)` (what `project_text` takes; cache it when the text tower is frozen)."
+    def text_features(self, texts) -> torch.Tensor:
+        "Pooled text-encoder output `(B, hidden)` of captions or a token dict (what `project_text` takes; cache it when the text tower is frozen)."
         if isinstance(texts, str): texts = [texts]
         if self.config.freeze_text:
             with torch.no_grad(): return self.caption_encoder.base(texts)
@@ -269,13 +330,43 @@ class CLAP(nn.Module):
         "Captions -> `(B, d)` embeddings (L2-normalised)."
         return self.project_text(self.text_features(texts), normalize)
 
+    def encode_tokens(self, input_ids,             # `(B, tokens)` token ids
+                      attention_mask=None,         # `(B, tokens)`; None: all ones
+                      token_type_ids=None,         # `(B, tokens)`; None: all zeros
+                      normalize:bool=True) -> torch.Tensor:
+        "Already tokenised captions -> `(B, d)` embeddings (L2-normalised unless `normalize=False`)."
+        tok = {"input_ids": torch.as_tensor(input_ids)}
+        if attention_mask is not None: tok["attention_mask"] = torch.as_tensor(attention_mask)
+        if token_type_ids is not None: tok["token_type_ids"] = torch.as_tensor(token_type_ids)
+        return self.project_text(self.text_features(tok), normalize)
+
+    def similarity(self, audio_emb:torch.Tensor, text_emb:torch.Tensor) -> torch.Tensor:
+        "`(n_audio, n_text)` = exp(logit_scale) * cosine (msclap's `compute_similarity`, rows = audio)."
+        return self.scale()*F.normalize(audio_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T
+
     def forward(self, wave, texts:list[str]):
         return self.encode_audio(wave), self.encode_text(texts), self.scale()
 
 # %% ../../nbs/50_clap.model.ipynb #c023
-_TORCHLIBROSA_KEYS = {"spectrogram_extractor.stft.conv_real.weight": "fixed DFT kernel (we use torch.stft)",
-                      "spectrogram_extractor.stft.conv_imag.weight": "fixed DFT kernel (we use torch.stft)",
-                      "logmel_extractor.melW": "mel filterbank (recomputed; checked against ours)"}
+_FRONT_END_KEYS = ("spectrogram_extractor.stft.conv_real.weight", "spectrogram_extractor.stft.conv_imag.weight", "logmel_extractor.melW")
+_POSITION_IDS = "caption_encoder.base.embeddings.position_ids"
+
+def _stft_kernels(N:int) -> tuple:
+    "torchlibrosa's STFT conv kernels `(N//2+1, 1, N)`: cos(2 pi k n/N) h[n] and -sin(2 pi k n/N) h[n], h the periodic Hann (float64)."
+    n, k = np.arange(N), np.arange(N//2 + 1)[:, None]
+    h = 0.5 - 0.5*np.cos(2*np.pi*n/N)
+    ang = 2*np.pi*((k*n) % N)/N
+    return torch.tensor((np.cos(ang)*h)[:, None]), torch.tensor((-np.sin(ang)*h)[:, None])
+
+def torchlibrosa_front_end(cfg:CLAPConfig, # the model configuration (window_size, sample_rate, mel settings)
+                           prefix:str="",   # key prefix, e.g. "audio_encoder.base." for MS-CLAP
+                          ) -> dict:
+    "The three front-end tensors torchlibrosa stores for `cfg` (periodic-Hann DFT kernels computed in float64, librosa's Slaney `melW`), as float32."
+    import librosa
+    mel = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.window_size, n_mels=cfg.mel_bins, fmin=cfg.fmin, fmax=cfg.fmax).T
+    out = {prefix + key: v.float() for key, v in zip(_FRONT_END_KEYS[:2], _stft_kernels(cfg.window_size))}
+    out[prefix + _FRONT_END_KEYS[2]] = torch.tensor(mel, dtype=torch.float32)
+    return out
 
 def _unwrap(ckpt) -> dict:
     if isinstance(ckpt, (str, Path)):
@@ -287,10 +378,28 @@ def _unwrap(ckpt) -> dict:
     if not isinstance(ckpt, dict): raise SoundCollageError(f"checkpoint is not a state dict (got {type(ckpt).__name__})")
     return {k[len("module."):] if k.startswith("module.") else k: v for k, v in ckpt.items()}
 
-def _check_melw(melW:torch.Tensor, ours:torch.Tensor, key:str):
-    if tuple(melW.shape) != tuple(ours.shape) or (melW.float() - ours.cpu()).abs().max() > 1e-4:
-        raise SoundCollageError(f"{key}: the checkpoint's mel filterbank {tuple(melW.shape)} differs from this config's "
-                                f"{tuple(ours.shape)} (sample rate / window / mel bins / fmin / fmax do not match)")
+def _front_end_melw(logmel:LogMel, src:dict, prefix:str, use_melw:bool, what:str, hint:str="") -> torch.Tensor:
+    "Check the checkpoint's STFT kernels and melW against `logmel`; the melW to install (None: keep ours)."
+    keys = [prefix + k for k in _FRONT_END_KEYS]
+    miss = [k for k in keys if k not in src]
+    if miss: raise SoundCollageError(f"{what}: checkpoint does not fit this model: {len(miss)} missing front-end keys {miss}")
+    n_fft = logmel.n_fft
+    for key, r in zip(keys[:2], _stft_kernels(n_fft)):
+        v = src[key]
+        if tuple(v.shape) != tuple(r.shape):
+            raise SoundCollageError(f"{what}: {key} has shape {tuple(v.shape)}, this model's STFT needs {tuple(r.shape)} (window_size {n_fft})")
+        err = float((v.double().cpu() - r).abs().max())
+        if not err <= 1e-5:
+            raise SoundCollageError(f"{what}: {key} is not the periodic-Hann DFT kernel of our torch.stft front end (max |diff| {err:.3g} > 1e-5)")
+    melW, ours = src[keys[2]], logmel.melW
+    if tuple(melW.shape) != tuple(ours.shape):
+        raise SoundCollageError(f"{what}: {keys[2]} has shape {tuple(melW.shape)}, this model's filterbank is {tuple(ours.shape)}")
+    if not use_melw: return None
+    err = float((melW.float().cpu() - ours.cpu()).abs().max()/ours.abs().max().cpu())
+    if not err <= 1e-3:
+        raise SoundCollageError(f"{what}: {keys[2]}: the checkpoint's mel filterbank is not this config's (max |diff| {err:.2f} of its peak): "
+                                f"sample rate / mel bins / fmin / fmax do not match{hint}")
+    return melW.detach().float()
 
 def _load_mapped(module:nn.Module, src:dict, key_map:dict, ignore:dict, what:str):
     "Copy src[key_map[k]] into module's state entry k for every k; refuse unknown, missing or mis-shaped keys."
@@ -298,46 +407,59 @@ def _load_mapped(module:nn.Module, src:dict, key_map:dict, ignore:dict, what:str
     missing = [k for k in target if k not in key_map or key_map[k] not in src]
     used = set(key_map.values())
     unknown = [k for k in src if k not in used and k not in ignore]
-    bad = [f"{k} {tuple(src[key_map[k]].shape)} vs {tuple(v.shape)}" for k, v in target.items()
+    bad = [f"{key_map[k]} {tuple(src[key_map[k]].shape)} vs {tuple(v.shape)}" for k, v in target.items()
            if k in key_map and key_map[k] in src and tuple(src[key_map[k]].shape) != tuple(v.shape)]
     problems = []
-    if missing: problems.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+    if missing: problems.append(f"{len(missing)} missing (e.g. {[key_map.get(k, k) for k in missing[:3]]})")
     if unknown: problems.append(f"{len(unknown)} unexpected (e.g. {unknown[:3]})")
     if bad: problems.append(f"{len(bad)} with the wrong shape (e.g. {bad[:3]})")
     if problems: raise SoundCollageError(f"{what}: checkpoint does not fit this model: " + "; ".join(problems))
     module.load_state_dict({k: src[key_map[k]] for k in target}, strict=True)
 
 def cnn14_key_map(cnn:Cnn14, prefix:str="") -> dict:
-    "Our Cnn14 state key -> the PANNs key (under `prefix`)."
+    "Our Cnn14 state key -> the PANNs key (under `prefix`); the 3 front-end keys are handled apart (see `load_panns_cnn14`)."
     return {k: prefix + k for k in cnn.state_dict()}
 
-def load_panns_cnn14(cnn:Cnn14, # our Cnn14 (e.g. `clap.audio_encoder.base`), built with width=1 and classes_num=527
-                     ckpt,      # path of `Cnn14_mAP=0.431.pth` (weights under "model") or a state dict
+def load_panns_cnn14(cnn:Cnn14,            # our Cnn14 (e.g. `clap.audio_encoder.base`), built with width=1 and classes_num=527
+                     ckpt,                 # path of `Cnn14_mAP=0.431.pth` (weights under "model") or a state dict
+                     front_end:str="model", # "model": keep our filterbank (any sample rate); "checkpoint": use its melW (same sample rate)
                     ) -> Cnn14:
     "Load a PANNs Cnn14 checkpoint into `cnn` with a strict, explicit key map."
+    if front_end not in ("model", "checkpoint"): raise SoundCollageError(f'front_end must be "model" or "checkpoint", got {front_end!r}')
     src = _unwrap(ckpt)
-    if "logmel_extractor.melW" in src: _check_melw(src["logmel_extractor.melW"], cnn.logmel.melW, "logmel_extractor.melW")
-    _load_mapped(cnn, src, cnn14_key_map(cnn), _TORCHLIBROSA_KEYS, "PANNs Cnn14")
+    hint = (f"; PANNs Cnn14 is a 32 kHz model, this one is {cnn.cfg.sample_rate} Hz: load_panns_cnn14(..., front_end='model') "
+            f"keeps this model's filterbank and transfers the learned weights")
+    melW = _front_end_melw(cnn.logmel, src, "", front_end == "checkpoint", "PANNs Cnn14", hint)
+    _load_mapped(cnn, {k: v for k, v in src.items() if k not in _FRONT_END_KEYS}, cnn14_key_map(cnn), {}, "PANNs Cnn14")
+    if melW is not None: cnn.logmel.melW.copy_(melW)
     return cnn
 
 def msclap_key_map(model:CLAP) -> dict:
-    "Our CLAP state key -> the MS-CLAP 2022 key."
-    return {k: k for k in model.state_dict()}
+    "Our CLAP state key -> the MS-CLAP 2022 key (`caption_encoder.base.model.X` -> `caption_encoder.base.X`, identity elsewhere)."
+    pre = "caption_encoder.base.model."
+    return {k: "caption_encoder.base." + k[len(pre):] if k.startswith(pre) else k for k in model.state_dict()}
 
 def msclap_ignored_keys(src:dict) -> dict:
-    ign = {f"audio_encoder.base.{k}": why for k, why in _TORCHLIBROSA_KEYS.items()}
-    ign.update({k: "constant position-id buffer" for k in src if k.startswith("caption_encoder.base.") and k.endswith("embeddings.position_ids")})
+    "The MS-CLAP keys that map to no state entry of ours, with what happens to them."
+    ign = {f"audio_encoder.base.{k}": "front end: checked against ours / loaded into LogMel.melW" for k in _FRONT_END_KEYS}
+    if _POSITION_IDS in src: ign[_POSITION_IDS] = "constant position-id buffer (transformers < 4.31), checked to be arange"
     return ign
 
-def load_msclap_checkpoint(model:CLAP, # a CLAP built with the checkpoint's config (2022: CLAPConfig() defaults)
+def load_msclap_checkpoint(model:CLAP, # a CLAP built with the checkpoint's config (2022: `CLAPConfig()` / `rehearsal_model_config()`)
                            ckpt,       # path of `CLAP_weights_2022.pth` (weights under "model") or a state dict
                           ) -> CLAP:
     "Load MS-CLAP 2022 weights into `model` with a strict, explicit key map."
-    src = _unwrap(ckpt)
-    k = "audio_encoder.base.logmel_extractor.melW"
-    if k in src: _check_melw(src[k], model.audio_encoder.base.logmel.melW, k)
+    src = dict(_unwrap(ckpt))
+    what = "MS-CLAP"
+    if _POSITION_IDS in src:
+        p, n = src[_POSITION_IDS], model.caption_encoder.base.model.config.max_position_embeddings
+        if p.is_floating_point() or tuple(p.shape) != (1, n) or not torch.equal(p.cpu().long(), torch.arange(n)[None]):
+            raise SoundCollageError(f"{what}: {_POSITION_IDS} must be the int64 arange({n}) of shape (1, {n}), got {p.dtype} {tuple(p.shape)}")
+    melW = _front_end_melw(model.audio_encoder.base.logmel, src, "audio_encoder.base.", True, what, "; build the model with the checkpoint's config")
     if "logit_scale" in src and src["logit_scale"].ndim == 1: src["logit_scale"] = src["logit_scale"].reshape(())
-    _load_mapped(model, src, msclap_key_map(model), msclap_ignored_keys(src), "MS-CLAP")
+    ign = msclap_ignored_keys(src)
+    _load_mapped(model, {k: v for k, v in src.items() if k not in ign}, msclap_key_map(model), {}, what)
+    if melW is not None: model.audio_encoder.base.logmel.melW.copy_(melW)
     return model
 
 # %% ../../nbs/50_clap.model.ipynb #n001
@@ -358,16 +480,20 @@ def clap_state(model:CLAP) -> dict:
     return {k: sd[k] for k in _trainable_keys(model)}
 
 def load_clap(path, device="cpu") -> CLAP:
-    "A CLAP model from a checkpoint written by `train_clap` (`best.pt` or `last.pt`)."
+    "A CLAP model from a checkpoint written by `train_clap` (`best.pt` or `last.pt`); read with `weights_only=True`."
+    import pickle
     p = Path(path)
     if not p.is_file(): raise SoundCollageError(f"{p}: checkpoint not found")
-    ck = torch.load(p, map_location="cpu", weights_only=False)
+    try: ck = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise SoundCollageError(f"{p}: refused: the file needs objects other than tensors, dicts, lists, numbers and strings "
+                                f"unpickled (torch.load weights_only=True: {str(e).splitlines()[-1][:200]}); soundcollage checkpoints never do") from None
+    except Exception as e: raise SoundCollageError(f"{p}: not a readable torch checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(ck, dict) or "model" not in ck or "model_config" not in ck:
         raise SoundCollageError(f"{p}: not a soundcollage CLAP checkpoint (no 'model' / 'model_config')")
-    model = CLAP(build_config(CLAPConfig, ck["model_config"], f"{p} model_config"))
+    model = CLAP(build_config(CLAPConfig, ck["model_config"], f"{p} model_config"), init_weights=False)
     missing, unexpected = model.load_state_dict(ck["model"], strict=False)
     allowed = set(model.state_dict()) - set(_trainable_keys(model))
     if unexpected or set(missing) - allowed:
         raise SoundCollageError(f"{p}: checkpoint does not fit its config (missing {sorted(set(missing) - allowed)[:3]}, unexpected {unexpected[:3]})")
     return model.to(get_device(device))
-
