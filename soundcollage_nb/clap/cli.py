@@ -147,7 +147,7 @@ def _add_clap_embed(sub):
     e.add_argument("--out", required=True, help="store folder (an unfinished store there is resumed)")
     e.add_argument("--chunk", type=int, default=4096, help="items per shard")
     e.add_argument("--batch-size", type=int, default=None, help="items per forward pass (default: audio 16, text 256)")
-    e.add_argument("--workers", type=int, default=2, help="threads decoding audio")
+    e.add_argument("--workers", type=int, default=2, help="DataLoader processes decoding audio (0: the main process)")
     e.add_argument("--overwrite", action="store_true", help="discard an existing store in --out")
     e.add_argument("--device", default="auto")
     e.add_argument("--quiet", action="store_true")
@@ -170,15 +170,15 @@ def _ds(args, search_kw):
 def cmd_clap_curate(args) -> int:
     "Curate an Improvement-Set from embedding stores; writes {name}.csv and {name}_counts.csv under --out."
     if args.strategy not in STRATEGIES: raise SoundCollageError(f"--strategy must be one of {', '.join(STRATEGIES)}")
-    search_kw = dict(block=args.block, key_block=args.key_block, device=args.device, backend=args.backend,
-                     progress=not args.quiet)
+    search_kw = dict(block=args.block, key_block=args.key_block, key_memory_mb=args.key_memory_mb, device=args.device,
+                     backend=args.backend, progress=not args.quiet)
     name = args.name or args.strategy
     t0 = time.perf_counter()
     sets, thresholds = {}, {}
     if args.strategy == "du":
         _need(args, "audio_store", "text_store")
         audio, text = load_store(args.audio_store, kind="audio"), load_store(args.text_store, kind="text")
-        out = curate_du(audio.emb, text.emb, audio.items, text.items, threshold=args.threshold, top_k=args.top_k, **search_kw)
+        out = curate_du(audio.emb, text.emb, audio.items, text.items, threshold=args.threshold, top_k=args.top_k, max_pairs=args.max_pairs, **search_kw)
     else:
         ds, text, ds_thr = _ds(args, search_kw)
         if args.strategy == "ds": out = ds
@@ -189,7 +189,7 @@ def cmd_clap_curate(args) -> int:
             audio = load_store(args.audio_store, kind="audio")
             if args.strategy == "ads":
                 out = curate_ads(audio.emb, audio.items, ds, text.emb[ds.text_row.to_numpy()],
-                                 threshold=args.threshold, top_k=args.top_k, **search_kw)
+                                 threshold=args.threshold, top_k=args.top_k, max_pairs=args.max_pairs, **search_kw)
             else:
                 _need(args, "train_audio_store")
                 train_audio = load_store(args.train_audio_store, kind="audio")
@@ -214,7 +214,9 @@ def _add_clap_curate(sub):
     c.add_argument("--ds-threshold", type=float, default=0.6, help="DS threshold of the first step of ads / a2a")
     c.add_argument("--out", required=True, help="folder for {name}.csv and {name}_counts.csv")
     c.add_argument("--name", default=None, help="file name stem (default: the strategy)")
-    c.add_argument("--block", type=int, default=1024, help="query rows per block")
+    c.add_argument("--max-pairs", type=int, default=None, help="keep at most this many pairs, the best-scoring (du, ads)")
+    c.add_argument("--block", type=int, default=4096, help="query rows per block")
+    c.add_argument("--key-memory-mb", type=float, default=2048, help="keep the keys resident as float32 up to this size, else stream them")
     c.add_argument("--key-block", type=int, default=4096, help="key rows per block")
     c.add_argument("--backend", default="torch", choices=["torch", "faiss"], help="streaming torch matmul or FAISS IndexFlatIP")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda (torch backend)")

@@ -46,7 +46,7 @@ def _check_or_write_meta(out:Path, meta:dict, overwrite:bool):
     path = out/"store.json"
     if path.exists() and not overwrite:
         old = json.loads(path.read_text())
-        for k in ("kind", "chunk", "n_items", "fingerprint", "encoder"):
+        for k in ("kind", "chunk", "n_items", "fingerprint", "encoder") + (("pad",) if "pad" in meta else ()):
             if old.get(k) != meta[k]:
                 raise SoundCollageError(f"{out}: a store with another {k} is there ({old.get(k)!r} != {meta[k]!r}); "
                                         "use a new folder or overwrite=True")
@@ -67,6 +67,8 @@ def embed_items(items:pd.DataFrame,     # manifest rows to embed (project schema
                 workers:int=2,          # threads running `load`
                 overwrite:bool=False,   # delete the shards of an existing store first
                 progress:bool=True,     # tqdm bar over items
+                load_batches=None,      # batches of row positions -> iterator of (rows loaded, payload, [(row, reason)]); replaces `load`
+                meta_extra:dict=None,   # more settings for store.json, checked on resume like the encoder (e.g. the padding)
                ) -> Path:               # the store folder
     "Embed every row of `items` into a sharded float16 store under `out`; resumable after interruption."
     if kind not in ("audio", "text"): raise SoundCollageError(f'kind must be "audio" or "text", got {kind!r}')
@@ -75,7 +77,7 @@ def embed_items(items:pd.DataFrame,     # manifest rows to embed (project schema
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     meta = {"kind": kind, "dtype": "float16", "chunk": int(chunk), "n_items": len(items),
             "fingerprint": _fingerprint(items, kind), "encoder": str(encoder_name), "dim": None,
-            "version": soundcollage_nb.__version__, "store_version": STORE_VERSION, "complete": False}
+            "version": soundcollage_nb.__version__, "store_version": STORE_VERSION, "complete": False} | (meta_extra or {})
     _check_or_write_meta(out, meta, overwrite)
     if not (out/"items.csv").exists() or overwrite: write_manifest(items, out/"items.csv")
     n_chunks = -(-len(items) // chunk)
@@ -86,21 +88,24 @@ def embed_items(items:pd.DataFrame,     # manifest rows to embed (project schema
     def safe_load(j):
         try: return j, load(rows[j]), None
         except SoundCollageError as e: return j, None, str(e)
-    with ThreadPoolExecutor(max(1, workers)) as pool, bar:
+    def threaded(pool, batches):
+        for bt in batches:
+            loaded = list(pool.map(safe_load, bt))
+            yield [j for j, _, err in loaded if err is None], [p for _, p, err in loaded if err is None], [(j, err) for j, _, err in loaded if err is not None]
+    with ThreadPoolExecutor(max(1, workers) if load_batches is None else 1) as pool, bar:
         for i in todo:
             lo, hi = i*chunk, min((i + 1)*chunk, len(items))
             embs, ok, rej = [], [], []
-            for b in range(lo, hi, batch_size):
-                loaded = list(pool.map(safe_load, range(b, min(b + batch_size, hi))))
-                good = [(j, p) for j, p, err in loaded if err is None]
-                rej += [{"clip_id": items.clip_id[j], "path": items.path[j], "reason": err} for j, _, err in loaded if err is not None]
-                if good:
-                    with torch.no_grad(): E = _unit_f16(encode([p for _, p in good]))
+            batches = [list(range(b, min(b + batch_size, hi))) for b in range(lo, hi, batch_size)]
+            for bt, (good, payload, bad) in zip(batches, (load_batches or (lambda bs: threaded(pool, bs)))(batches)):
+                rej += [{"clip_id": items.clip_id[j], "path": items.path[j], "reason": err} for j, err in bad]
+                if len(good):
+                    with torch.no_grad(): E = _unit_f16(encode(payload))
                     if E.shape[0] != len(good): raise SoundCollageError(f"the encoder returned {E.shape[0]} rows for {len(good)} items")
                     if meta["dim"] is None: meta["dim"] = int(E.shape[1])
                     elif E.shape[1] != meta["dim"]: raise SoundCollageError(f"the encoder returned dim {E.shape[1]}, the store has {meta['dim']}")
-                    embs.append(E); ok += [j for j, _ in good]
-                bar.update(min(b + batch_size, hi) - b)
+                    embs.append(E); ok += [int(j) for j in good]
+                bar.update(len(bt))
             emb_p, rows_p, rej_p = _shard_paths(out, i)
             write_manifest(pd.DataFrame(rej, columns=REJECTED_COLUMNS), rej_p)
             with atomic_write(rows_p) as tmp: np.save(tmp, np.asarray(ok, np.int64))
@@ -186,18 +191,30 @@ def embed_audio_store(manifest:pd.DataFrame, # clips (path, offset, duration)
                       encoder_name:str=None, # default: "CLAP:<weights sha256>"
                       chunk:int=4096,        # items per shard
                       batch_size:int=16,     # clips per forward pass
-                      workers:int=2,         # threads decoding audio
+                      workers:int=None,      # the old name of `num_workers` (it wins when given)
                       overwrite:bool=False,
                       progress:bool=True,
+                      pad:str="zero",        # short clips: "zero" (the curation paper, §3.1) or "repeat" (msclap); recorded, checked on resume
+                      num_workers:int=2,     # DataLoader processes decoding audio while the model runs (0: this process)
+                      amp_dtype:str=None,    # autocast dtype of the forward pass ("float16" / "bfloat16"; None: float32)
+                      prefetch_factor:int=2, # batches each worker decodes ahead
                      ) -> Path:
-    "Teacher audio embeddings of every readable clip (centred 5 s crops at 44.1 kHz) into a float16 store."
-    from soundcollage_nb.clap.data import load_clip
-    sr = int(model.config.sample_rate)
-    def load(row): return load_clip(row.path, row.offset, row.duration, mode="center", sr=sr)
-    def encode(waves): return model.encode_audio(torch.from_numpy(np.stack(waves)))
-    with _Eval(model):
-        return embed_items(manifest, out, load, encode, "audio", encoder_name or f"CLAP:{model_fingerprint(model)}",
-                           chunk, batch_size, workers, overwrite, progress)
+    "Teacher audio embeddings of every readable clip (centred 5 s crops at 44.1 kHz) into a float16 store; decoding overlaps the forward pass."
+    from soundcollage_nb.clap.data import ClipSource
+    items = make_manifest(manifest)
+    dev = model.device if isinstance(getattr(model, "device", None), torch.device) else torch.device("cpu")
+    src = ClipSource(items, int(model.config.sample_rate), pad=pad, num_workers=num_workers if workers is None else workers,
+                     pin_memory=dev.type == "cuda", prefetch_factor=prefetch_factor)
+    def load_batches(batches):
+        for b in src.loader([[(j, "center", 0, 0) for j in bt] for bt in batches]): yield b["index"], b["wave"], b["errors"]
+    def encode(wave):
+        with torch.autocast(dev.type, getattr(torch, amp_dtype or "float32"), enabled=amp_dtype is not None):
+            return model.encode_audio(wave.to(dev, non_blocking=True))
+    try:
+        with _Eval(model):
+            return embed_items(items, out, None, encode, "audio", encoder_name or f"CLAP:{model_fingerprint(model)}",
+                               chunk, batch_size, 1, overwrite, progress, load_batches=load_batches, meta_extra={"pad": pad})
+    finally: src.close()
 
 def embed_text_store(manifest:pd.DataFrame,  # rows with a caption
                      out,                    # store folder

@@ -39,20 +39,26 @@ def embed_audio(model,                       # a `CLAP` (anything with `encode_a
                 manifest:pd.DataFrame,       # rows with `path` (optional offset / duration)
                 batch_size:int=32,           # clips per forward pass
                 progress:bool=False,         # show a progress bar
-                cache:bool=False,            # keep decoded audio in memory (see ClipSource)
+                cache:bool=False,            # keep decoded files in an LRU cache (see ClipSource)
+                pad:str="zero",              # short clips: "zero" (the curation paper, §3.1) or "repeat" (msclap)
+                num_workers:int=0,           # DataLoader processes decoding audio while the model runs
+                amp_dtype:str=None,          # autocast dtype ("float16" / "bfloat16"; None: float32)
                ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:  # (embeddings `(n_ok, d)`, row positions, rejected)
     "L2-normalised audio embeddings of the centred crops of every readable clip of `manifest`."
     was = _eval_mode(model)
+    dev = model.device if isinstance(getattr(model, "device", None), torch.device) else torch.device("cpu")
+    src = ClipSource(manifest, sr=model.config.sample_rate, cache=cache, pad=pad, num_workers=num_workers, pin_memory=dev.type == "cuda")
     try:
-        src = ClipSource(manifest, sr=model.config.sample_rate, cache=cache)
         embs, idx = [], []
         n_batches = (len(src) + batch_size - 1)//batch_size
         for b in tqdm(src.batches(batch_size, mode="center"), total=n_batches, desc="embed audio", disable=not progress):
-            embs.append(model.encode_audio(b["wave"]).float().cpu().numpy()); idx.append(b["index"])
+            with torch.autocast(dev.type, getattr(torch, amp_dtype or "float32"), enabled=amp_dtype is not None):
+                e = model.encode_audio(b["wave"].to(dev, non_blocking=True))
+            embs.append(e.float().cpu().numpy()); idx.append(b["index"])
         d = model.config.d_proj
         return (np.concatenate(embs) if embs else np.zeros((0, d), np.float32),
                 np.concatenate(idx) if idx else np.zeros(0, int), src.rejected)
-    finally: model.train(was)
+    finally: model.train(was); src.close()
 
 @torch.no_grad()
 def embed_texts(model, texts:list[str], batch_size:int=256) -> np.ndarray:
@@ -102,6 +108,9 @@ def zero_shot_eval(model,                           # a CLAP model
                    group:str="fold",                # column that defines the folds ("fold" or "split")
                    batch_size:int=32,               # clips per forward pass
                    progress:bool=False,
+                   pad:str="zero",                  # short clips: "zero" (paper) or "repeat" (msclap)
+                   num_workers:int=0,               # DataLoader processes decoding audio
+                   amp_dtype:str=None,              # autocast dtype of the audio forward pass (None: float32)
                   ) -> dict:
     "Zero-shot accuracy (per fold and overall) and confusion matrix of `model` on `manifest`."
     man = manifest.reset_index(drop=True)
@@ -110,23 +119,23 @@ def zero_shot_eval(model,                           # a CLAP model
     classes = sorted(set(labels)) if classes is None else list(classes)
     prompts = [class_prompt(c, template) for c in classes]
     T = embed_texts(model, prompts)
-    A, idx, rejected = embed_audio(model, man, batch_size=batch_size, progress=progress)
+    A, idx, rejected = embed_audio(model, man, batch_size=batch_size, progress=progress, pad=pad, num_workers=num_workers, amp_dtype=amp_dtype)
     folds = man[group].iloc[idx].tolist() if group in man else None
     out = zero_shot_scores(A, T, classes, [labels[i] for i in idx], folds, man.clip_id.iloc[idx].tolist())
     out.update(prompts=prompts, rejected=rejected, n_clips=len(man))
     return out
 
-def esc50_zeroshot(model, root, template:str=DEFAULT_TEMPLATE, batch_size:int=32, folds=None, progress:bool=True) -> dict:
+def esc50_zeroshot(model, root, template:str=DEFAULT_TEMPLATE, batch_size:int=32, folds=None, progress:bool=True, **kw) -> dict:
     "ESC-50 zero-shot over its 5 folds (or the folds listed)."
     man = esc50_manifest(root)
     if folds is not None: man = man[man.fold.isin(list(folds))]
-    return zero_shot_eval(model, man, template=template, batch_size=batch_size, progress=progress)
+    return zero_shot_eval(model, man, template=template, batch_size=batch_size, progress=progress, **kw)
 
-def urbansound8k_zeroshot(model, root, template:str=DEFAULT_TEMPLATE, batch_size:int=32, progress:bool=True) -> dict:
+def urbansound8k_zeroshot(model, root, template:str=DEFAULT_TEMPLATE, batch_size:int=32, progress:bool=True, **kw) -> dict:
     "UrbanSound8K zero-shot over its 10 folds."
-    return zero_shot_eval(model, urbansound8k_manifest(root), template=template, batch_size=batch_size, progress=progress)
+    return zero_shot_eval(model, urbansound8k_manifest(root), template=template, batch_size=batch_size, progress=progress, **kw)
 
-def tut17_zeroshot(model, development=None, evaluation=None, template:str=DEFAULT_TEMPLATE, batch_size:int=32, progress:bool=True) -> dict:
+def tut17_zeroshot(model, development=None, evaluation=None, template:str=DEFAULT_TEMPLATE, batch_size:int=32, progress:bool=True, **kw) -> dict:
     "TUT Acoustic Scenes 2017 zero-shot: development and evaluation sets reported separately (group = split)."
     return zero_shot_eval(model, tut17_manifest(development, evaluation), template=template, group="split",
-                          batch_size=batch_size, progress=progress)
+                          batch_size=batch_size, progress=progress, **kw)
