@@ -71,20 +71,20 @@ def _add_synth(sub):
 
 # %% ../nbs/90_cli.ipynb #n003
 def cmd_fixtures(args) -> int:
-    "Write the AudioSet / FSD50K layout fixtures under --out."
+    "Write the layout fixtures (AudioSet, FSD50K, CLAP curation) under --out."
     plan = write_fixtures(args.kind, args.out, n_per_subset=args.n_per_subset, seed=args.seed)
     for name, part in plan.groupby("dataset"):
-        print(f"{name}: {(part.audio != '').sum()} clips, {len(part)} rows -> {Path(args.out)/name}")
+        folder = Path(args.out)/{"audioset_unbalanced": "audioset"}.get(name, name)
+        print(f"{name}: {part.audio[part.audio != ''].nunique()} clips, {len(part)} rows -> {folder}")
     return 0
 
 def _add_fixtures(sub):
-    f = sub.add_parser("fixtures", help="write tiny AudioSet / FSD50K copies in their real layouts (synthetic audio)")
-    f.add_argument("kind", choices=FIXTURE_KINDS, help="which dataset(s): audioset, fsd50k or full (both)")
-    f.add_argument("--out", required=True, help="folder to write audioset/, fsd50k/ and README.md into")
+    f = sub.add_parser("fixtures", help="write tiny copies of the papers' datasets in their real layouts (synthetic audio)")
+    f.add_argument("kind", choices=FIXTURE_KINDS, help="which part: audioset, fsd50k, clap (the CLAP-curation datasets) or full (all)")
+    f.add_argument("--out", required=True, help="folder to write the dataset folders and README.md into")
     f.add_argument("--n-per-subset", type=int, default=12, help="AudioSet clips per SoundCollage subset")
     f.add_argument("--seed", type=int, default=0)
     f.set_defaults(func=cmd_fixtures)
-
 
 # %% ../nbs/90_cli.ipynb #c019
 def build_parser() -> argparse.ArgumentParser:

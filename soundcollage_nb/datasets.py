@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_datasets.ipynb #c002
 from __future__ import annotations
-import csv, json, math, re, warnings, zlib
+import csv, hashlib, io, json, math, re, warnings, zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,13 +16,15 @@ from .core import AudioLoadError, ParameterError, SoundCollageError, atomic_writ
 from .audio import AUDIO_EXTENSIONS, audio_info, load_audio
 
 # %% auto #0
-__all__ = ['MANIFEST_COLUMNS', 'REJECTED_COLUMNS', 'ESC50_TO_AUDIOSET', 'SOUNDCOLLAGE_SUBSETS', 'SPEECH_MID',
-           'SPEECH_SUBSET_CHILDREN', 'DIGIT_NAMES', 'MANIFEST_KINDS', 'SOUNDATA_NAMES', 'make_manifest',
-           'write_manifest', 'read_manifest', 'folder_manifest', 'esc50_manifest', 'urbansound8k_manifest',
-           'tut17_manifest', 'load_ontology', 'ontology_descendants', 'audioset_class_labels', 'audioset_manifest',
-           'audioset_subset', 'random_selection', 'fsd50k_name', 'fsd50k_vocabulary', 'fsd50k_manifest',
-           'fsdd_manifest', 'audiocaps_manifest', 'clotho_manifest', 'caption_manifest', 'load_manifest', 'check_clip',
-           'validate', 'manifest_from', 'download_dataset']
+__all__ = ['MANIFEST_COLUMNS', 'REJECTED_COLUMNS', 'FINGERPRINT_COLUMNS', 'ESC50_TO_AUDIOSET', 'URBANSOUND8K_COLUMNS',
+           'TUT17_FOLDS', 'SOUNDCOLLAGE_SUBSETS', 'SPEECH_MID', 'SPEECH_SUBSET_CHILDREN', 'DIGIT_NAMES',
+           'AUDIOCAPS_COLUMNS', 'AUDIOCAPS_SPLITS', 'CLOTHO_SPLITS', 'TAU2019_DEV', 'MANIFEST_KINDS', 'SOUNDATA_NAMES',
+           'make_manifest', 'write_manifest', 'read_manifest', 'manifest_fingerprint', 'folder_manifest',
+           'esc50_manifest', 'urbansound8k_manifest', 'tut17_manifest', 'load_ontology', 'ontology_descendants',
+           'audioset_class_labels', 'audioset_manifest', 'audioset_subset', 'random_selection', 'fsd50k_name',
+           'fsd50k_vocabulary', 'fsd50k_manifest', 'fsdd_manifest', 'audiocaps_manifest', 'audiocaps_split_manifest',
+           'clotho_manifest', 'clotho_split_manifest', 'macs_manifest', 'caption_manifest', 'load_manifest',
+           'check_clip', 'validate', 'manifest_from', 'download_dataset']
 
 # %% ../nbs/02_datasets.ipynb #c005
 MANIFEST_COLUMNS = ["clip_id", "path", "offset", "duration", "labels", "fold", "split", "caption", "source"]
@@ -74,6 +76,18 @@ def read_manifest(path) -> pd.DataFrame:
     for col in df.columns: df[col] = _maybe_json_list(df[col])
     return make_manifest(df)
 
+# %% ../nbs/02_datasets.ipynb #n031
+FINGERPRINT_COLUMNS = ("clip_id", "path", "offset", "duration", "labels")
+
+def manifest_fingerprint(manifest:pd.DataFrame,             # any manifest
+                         columns=FINGERPRINT_COLUMNS,       # what is hashed (those the manifest has), in this order
+                        ) -> str | None:                    # 16 hex digits (None for None)
+    "sha256 of what a run reads from a manifest (ids, paths, offsets, durations, labels by default), in row order."
+    if manifest is None: return None
+    cols = [c for c in columns if c in manifest.columns]
+    text = manifest[cols].to_json(orient="values", double_precision=6)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
 # %% ../nbs/02_datasets.ipynb #c011
 def folder_manifest(root, extensions=AUDIO_EXTENSIONS) -> pd.DataFrame:
     "Every audio file under `root`, labelled by its sub-folder names."
@@ -91,12 +105,33 @@ def _find(root:Path, *candidates) -> Path:
         if (root/c).exists(): return root/c
     raise SoundCollageError(f"{root}: none of {', '.join(candidates)} found")
 
+def _read_table(path, delimiter:str=",", encodings=("utf-8-sig", "latin-1")) -> tuple[list, list]:
+    "(header, rows) of a delimited text file read with `csv` (CRLF or LF; no field stripped); errors name the file."
+    path = Path(path)
+    if not path.is_file(): raise SoundCollageError(f"{path}: no such file")
+    raw = path.read_bytes()
+    for enc in encodings:
+        try: text = raw.decode(enc); break
+        except UnicodeDecodeError: continue
+    else: raise SoundCollageError(f"{path}: not decodable as {' or '.join(encodings)}")
+    rows = [r for r in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter) if r]
+    if not rows: raise SoundCollageError(f"{path}: empty file")
+    return rows[0], rows[1:]
+
+def _require_columns(path, header:list, needed:list):
+    if missing := [c for c in needed if c not in header]:
+        raise SoundCollageError(f"{path}: missing column(s) {', '.join(missing)}; the header is {','.join(header)!r}")
+
 def esc50_manifest(root,                      # ESC-50 folder (with `meta/esc50.csv` or `esc50.csv`, and `audio/`)
                    audioset_names:bool=False, # label clips with AudioSet ontology names (`ESC50_TO_AUDIOSET`)
                   ) -> pd.DataFrame:
-    "ESC-50 (or ESC-10 via the `esc10` column) from its metadata CSV."
+    "ESC-50 (or ESC-10 via the `esc10` column) from its metadata CSV (v2 header, or the older `category,category_name`)."
     root = Path(root).resolve()
-    meta = pd.read_csv(_find(root, "meta/esc50.csv", "esc50.csv"))
+    path = _find(root, "meta/esc50.csv", "esc50.csv")
+    meta = pd.read_csv(path, dtype={"filename": str, "take": str}, keep_default_na=False)
+    if "category_name" in meta.columns:                               # pre-v2 header: numeric category, string category_name
+        meta = meta.rename(columns={"category": "target", "category_name": "category"})
+    _require_columns(path, list(meta.columns), ["filename", "fold", "category"])
     if audioset_names and (unknown := sorted(set(meta.category) - set(ESC50_TO_AUDIOSET))):
         raise SoundCollageError(f"{root}: categories without an AudioSet name in ESC50_TO_AUDIOSET: {unknown[:3]}")
     name = ESC50_TO_AUDIOSET.get if audioset_names else str
@@ -104,8 +139,8 @@ def esc50_manifest(root,                      # ESC-50 folder (with `meta/esc50.
                        "path": meta.filename.map(lambda f: str(root/"audio"/f)),
                        "labels": meta.category.map(lambda c: [name(c)]), "fold": meta.fold, "source": "esc50"})
     extra = meta.drop(columns=["filename", "fold"] + ([] if audioset_names else ["category"]))
+    if "esc10" in extra and extra.esc10.dtype == object: extra["esc10"] = extra.esc10.map({"True": True, "False": False})
     return make_manifest(pd.concat([df, extra], axis=1))
-
 
 # %% ../nbs/02_datasets.ipynb #n001
 ESC50_TO_AUDIOSET = {
@@ -139,10 +174,16 @@ ESC50_TO_AUDIOSET = {
 
 
 # %% ../nbs/02_datasets.ipynb #c017
+URBANSOUND8K_COLUMNS = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
+
 def urbansound8k_manifest(root, official_folds_only:bool=True) -> pd.DataFrame:
     "UrbanSound8K slices from `metadata/UrbanSound8K.csv`."
     root = Path(root).resolve()
-    meta = pd.read_csv(_find(root, "metadata/UrbanSound8K.csv", "UrbanSound8K.csv"))
+    path = _find(root, "metadata/UrbanSound8K.csv", "UrbanSound8K.csv", "metadata/UrbanSound8k.csv")
+    meta = pd.read_csv(path, dtype={"slice_file_name": str, "class": str})
+    _require_columns(path, list(meta.columns), URBANSOUND8K_COLUMNS)
+    if not (pd.api.types.is_numeric_dtype(meta.start) and pd.api.types.is_numeric_dtype(meta.end) and pd.api.types.is_integer_dtype(meta.fold)):
+        raise SoundCollageError(f"{path}: start, end and fold must be numbers")
     outside = ~meta.fold.between(1, 10)
     if official_folds_only and outside.any():
         warnings.warn(f"UrbanSound8K: dropped {int(outside.sum())} rows outside the official folds 1-10 "
@@ -150,31 +191,52 @@ def urbansound8k_manifest(root, official_folds_only:bool=True) -> pd.DataFrame:
         meta = meta[~outside].reset_index(drop=True)
     df = pd.DataFrame({"clip_id": meta.slice_file_name.map(lambda f: Path(f).stem),
                        "path": [str(root/"audio"/f"fold{k}"/f) for k, f in zip(meta.fold, meta.slice_file_name)],
-                       "duration": meta.end - meta.start, "labels": meta["class"].map(lambda c: [c]),
+                       "duration": (meta.end - meta.start).astype(float).round(6), "labels": meta["class"].map(lambda c: [c]),
                        "fold": meta.fold, "source": "urbansound8k"})
-    return make_manifest(pd.concat([df, meta[["fsID", "salience", "classID"]]], axis=1))
+    return make_manifest(pd.concat([df, meta[["fsID", "start", "end", "salience", "classID"]]], axis=1))
 
 # %% ../nbs/02_datasets.ipynb #c020
-def _read_tut_meta(path:Path) -> pd.DataFrame:
-    rows = [line.rstrip("\n").split("\t") for line in path.read_text().splitlines() if line.strip()]
-    return pd.DataFrame({"file": [r[0] for r in rows], "scene": [r[1] if len(r) > 1 else "" for r in rows],
-                         "recording": [r[2] if len(r) > 2 else "" for r in rows]})
+TUT17_FOLDS = (1, 2, 3, 4)
 
-def tut17_manifest(development=None, evaluation=None) -> pd.DataFrame:
-    "TUT Acoustic Scenes 2017 from the development and/or evaluation folders (each with `meta.txt`)."
-    parts = []
-    for split, root in [("development", development), ("evaluation", evaluation)]:
-        if root is None: continue
-        root = Path(root).resolve()
-        meta = _read_tut_meta(_find(root, "meta.txt"))
-        fold_of = {}
-        for k in range(1, 5):
-            f = root/"evaluation_setup"/f"fold{k}_evaluate.txt"
-            if f.exists(): fold_of.update({l.split("\t")[0]: k for l in f.read_text().splitlines() if l.strip()})
-        parts.append(pd.DataFrame({"clip_id": [f"{split}/{Path(f).stem}" for f in meta.file],
-                                   "path": [str(root/f) for f in meta.file], "labels": meta.scene.map(lambda s: [s]),
-                                   "fold": [fold_of.get(f, pd.NA) for f in meta.file], "split": split,
-                                   "source": "tut17", "recording": meta.recording}))
+def _read_tut_list(path:Path, min_fields:int=1) -> list:
+    "Tab-separated rows of a TUT list file (CR/LF stripped, blank lines skipped); a row with too few fields names the line."
+    rows = []
+    for no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip(): continue
+        fields = line.rstrip("\r\n").split("\t")
+        if len(fields) < min_fields or not all(f.strip() for f in fields[:min_fields]):
+            raise SoundCollageError(f"{path}: line {no}: expected {min_fields} tab-separated field(s), got {line[:60]!r}")
+        rows.append(fields)
+    return rows
+
+def _tut_identifier(name:str) -> str:
+    "Recording id of a TUT file: its basename up to the first `_` (`audio/b020_90_100.wav` -> `b020`)."
+    return Path(name).stem.split("_")[0]
+
+def _tut17_part(root:Path, split:str) -> pd.DataFrame:
+    setup = root/"evaluation_setup"
+    if (root/"meta.txt").is_file(): rows = _read_tut_list(root/"meta.txt", 2)
+    elif split == "evaluation" and (setup/"evaluate.txt").is_file(): rows = _read_tut_list(setup/"evaluate.txt", 2)
+    else: raise SoundCollageError(f"{root}: no meta.txt" + (" and no evaluation_setup/evaluate.txt" if split == "evaluation" else ""))
+    mapped = {r[0]: r[1] for r in _read_tut_list(setup/"map.txt", 2)} if (setup/"map.txt").is_file() else {}
+    fold_of = {}
+    for k in TUT17_FOLDS:
+        listed = setup/f"fold{k}_evaluate.txt" if (setup/f"fold{k}_evaluate.txt").is_file() else setup/f"fold{k}_test.txt"
+        if split == "development" and listed.is_file():
+            for r in _read_tut_list(listed):
+                if fold_of.setdefault(r[0], k) != k: raise SoundCollageError(f"{listed}: {r[0]} is also evaluated in fold {fold_of[r[0]]}")
+    files = [r[0] for r in rows]
+    if len(set(files)) < len(files): raise SoundCollageError(f"{root}: a file is listed twice in its meta list")
+    return pd.DataFrame({"clip_id": [f"{split}/{Path(f).stem}" for f in files], "path": [str(root/f) for f in files],
+                         "labels": [[r[1]] for r in rows], "fold": [fold_of.get(f, pd.NA) for f in files], "split": split,
+                         "source": "tut17", "file": files,
+                         "recording": [r[2] if len(r) > 2 and r[2] else _tut_identifier(mapped.get(f, f)) for r, f in zip(rows, files)]})
+
+def tut17_manifest(development=None,  # TUT-acoustic-scenes-2017-development folder (meta.txt, evaluation_setup/, audio/)
+                   evaluation=None,   # TUT-acoustic-scenes-2017-evaluation folder (meta.txt or evaluation_setup/evaluate.txt)
+                  ) -> pd.DataFrame:
+    "TUT Acoustic Scenes 2017 from the development and/or evaluation folders; dev clips carry their fold (1-4)."
+    parts = [_tut17_part(Path(root).resolve(), split) for split, root in [("development", development), ("evaluation", evaluation)] if root is not None]
     if not parts: raise SoundCollageError("tut17_manifest needs a development and/or an evaluation folder")
     return make_manifest(pd.concat(parts, ignore_index=True))
 
@@ -377,22 +439,148 @@ def fsdd_manifest(root) -> pd.DataFrame:
     return make_manifest(rows)
 
 # %% ../nbs/02_datasets.ipynb #c031
-def audiocaps_manifest(csv_path, audio_dir=None) -> pd.DataFrame:
-    "AudioCaps captions; audio matched by `{youtube_id}` or `{youtube_id}_{start_time}` when `audio_dir` is given."
-    meta = pd.read_csv(csv_path, dtype={"audiocap_id": str, "youtube_id": str})
-    index = _audio_index(audio_dir)
-    paths = [str(index.get(f"{y}_{s}") or index.get(y) or "") for y, s in zip(meta.youtube_id, meta.start_time)]
-    return make_manifest(pd.DataFrame({"clip_id": meta.audiocap_id, "path": paths, "caption": meta.caption,
-                                       "split": Path(csv_path).stem, "source": "audiocaps",
-                                       "youtube_id": meta.youtube_id, "start_time": meta.start_time}))
+AUDIOCAPS_COLUMNS = ["audiocap_id", "youtube_id", "start_time", "caption"]
+AUDIOCAPS_SPLITS = ("train", "val", "test")
 
-def clotho_manifest(captions_csv, audio_dir) -> pd.DataFrame:
-    "Clotho: one row per (file, caption_k)."
-    meta = pd.read_csv(captions_csv)
-    cols = [c for c in meta.columns if c.startswith("caption_")]
-    rows = [{"clip_id": f"{Path(f).stem}#{k}", "path": str(Path(audio_dir).resolve()/f), "caption": r[c],
-             "source": "clotho"} for f, r in zip(meta.file_name, meta.to_dict("records")) for k, c in enumerate(cols, 1)]
-    return make_manifest(rows)
+def _audiocaps_stems(ytid:str, start:int) -> list:
+    "File stems an AudioCaps clip may have on disk, most specific first (see the table above)."
+    se = f"{start:.3f}_{start + 10:.3f}"
+    return [f"{ytid}_{start}", f"Y{ytid}_{start}", f"Y{ytid}_{se}", f"{ytid}_{se}", f"Y{ytid}", ytid]
+
+def audiocaps_manifest(csv_path,        # an AudioCaps `train.csv` / `val.csv` / `test.csv` (v1 CRLF or v2 LF)
+                       audio_dir=None,  # folder searched recursively for the clips; None: text-only rows
+                       split:str=None,  # split of every row (default: the CSV's name, e.g. `val`)
+                      ) -> pd.DataFrame:
+    "AudioCaps, one row per caption (clip_id = audiocap_id), with the clip key (`youtube_id`, `start_time`, `group`)."
+    csv_path = Path(csv_path)
+    header, rows = _read_table(csv_path)
+    _require_columns(csv_path, header, AUDIOCAPS_COLUMNS)
+    col = {c: header.index(c) for c in AUDIOCAPS_COLUMNS}
+    if audio_dir is not None and not Path(audio_dir).is_dir(): raise SoundCollageError(f"{audio_dir}: audio folder not found")
+    index, out = _audio_index(audio_dir), []
+    for no, r in enumerate(rows, 2):
+        if len(r) != len(header): raise SoundCollageError(f"{csv_path}: line {no}: {len(r)} fields, expected {len(header)}: {','.join(r)[:60]!r}")
+        ytid, start_text = r[col["youtube_id"]], r[col["start_time"]]
+        try: start = float(start_text)
+        except ValueError: raise SoundCollageError(f"{csv_path}: line {no}: start_time {start_text!r} is not a number") from None
+        if not _YTID.fullmatch(ytid) or not start.is_integer():
+            raise SoundCollageError(f"{csv_path}: line {no}: expected an 11-character YouTube id and whole seconds, got {ytid!r}, {start_text!r}")
+        start = int(start)
+        clip = next((index[k] for k in _audiocaps_stems(ytid, start) if k in index), None)
+        out.append({"clip_id": r[col["audiocap_id"]], "path": str(clip or ""), "caption": r[col["caption"]],
+                    "split": split or csv_path.stem, "source": "audiocaps", "youtube_id": ytid, "start_time": start,
+                    "group": f"audiocaps:{ytid}_{start}"})
+    return make_manifest(out if out else pd.DataFrame(columns=MANIFEST_COLUMNS + ["youtube_id", "start_time", "group"]))
+
+def audiocaps_split_manifest(root,            # AudioCaps folder: `dataset/{split}.csv` (v1) or `dataset2.0/{split}.csv` (v2)
+                             split:str,       # train | val | test
+                             version:int=1,   # 1 (`dataset/`) or 2 (`dataset2.0/`)
+                             audio_dir=None,  # default: `audio/{split}`, `{split}` or `audio` under root, the first that exists
+                            ) -> pd.DataFrame:
+    "One AudioCaps split from the repository layout, with its clips when they lie beside it."
+    if split not in AUDIOCAPS_SPLITS: raise ParameterError(f"AudioCaps split must be one of {', '.join(AUDIOCAPS_SPLITS)}, got {split!r}")
+    if version not in (1, 2): raise ParameterError(f"AudioCaps version must be 1 or 2, got {version!r}")
+    root = Path(root).resolve()
+    csv_path = root/("dataset" if version == 1 else "dataset2.0")/f"{split}.csv"
+    if audio_dir is None: audio_dir = next((d for d in (root/"audio"/split, root/split, root/"audio") if d.is_dir()), None)
+    return audiocaps_manifest(csv_path, audio_dir, split=split)
+
+# %% ../nbs/02_datasets.ipynb #h3c01
+CLOTHO_SPLITS = ("development", "validation", "evaluation")
+
+def _clotho_metadata(path:Path) -> dict:
+    "{file_name: metadata fields} of a `clotho_metadata_*.csv` (UTF-8, else ISO-8859-1); `keywords` become a list."
+    header, rows = _read_table(path)
+    _require_columns(path, header, ["file_name"])
+    out = {}
+    for no, r in enumerate(rows, 2):
+        if len(r) != len(header): raise SoundCollageError(f"{path}: line {no}: {len(r)} fields, expected {len(header)}")
+        d = dict(zip(header, r))
+        if "keywords" in d: d["keywords"] = [k for k in d["keywords"].split(";") if k]
+        out[d.pop("file_name")] = d
+    return out
+
+def clotho_manifest(captions_csv,       # a `clotho_captions_{split}.csv` (file_name, caption_1 ... caption_5)
+                    audio_dir=None,     # folder of the split's audio; default `{split}/` (or `clotho_audio_{split}/`) beside the CSV
+                    metadata_csv=None,  # `clotho_metadata_{split}.csv`; default: the one beside the CSV, if any
+                    split:str=None,     # default: from the CSV's name (`development`, ...)
+                   ) -> pd.DataFrame:
+    "Clotho v2.1, one row per (file, caption_k); names kept verbatim (leading spaces, commas, `&amp;`); `group` = the file."
+    captions_csv = Path(captions_csv)
+    m = re.fullmatch(r"clotho_captions_(\w+)\.csv", captions_csv.name)
+    split = split or (m.group(1) if m else "")
+    here = captions_csv.resolve().parent
+    if audio_dir is None: audio_dir = next((here/d for d in (split, f"clotho_audio_{split}") if split and (here/d).is_dir()), None)
+    if metadata_csv is None and split and (here/f"clotho_metadata_{split}.csv").is_file(): metadata_csv = here/f"clotho_metadata_{split}.csv"
+    header, rows = _read_table(captions_csv)
+    cols = [i for i, c in enumerate(header) if re.fullmatch(r"caption_\d+", c)]
+    if "file_name" not in header or not cols:
+        raise SoundCollageError(f"{captions_csv}: expected the columns file_name,caption_1,...; the header is {','.join(header)!r}")
+    meta = _clotho_metadata(Path(metadata_csv)) if metadata_csv is not None else {}
+    audio = Path(audio_dir).resolve() if audio_dir is not None else None
+    out = []
+    for no, r in enumerate(rows, 2):
+        if len(r) != len(header): raise SoundCollageError(f"{captions_csv}: line {no}: {len(r)} fields, expected {len(header)}")
+        f = r[header.index("file_name")]
+        path = str(audio/f) if audio is not None and (audio/f).is_file() else ""
+        for i in cols:
+            k = int(header[i].split("_")[1])
+            out.append({"clip_id": f"{Path(f).stem}#{k}", "path": path, "caption": r[i], "split": split, "source": "clotho",
+                        "file_name": f, "caption_index": k, "group": f"clotho:{f}", **meta.get(f, {})})
+    return make_manifest(out if out else pd.DataFrame(columns=MANIFEST_COLUMNS + ["file_name", "caption_index", "group"]))
+
+def clotho_split_manifest(root,       # Clotho v2.1 folder: clotho_captions_{split}.csv, clotho_metadata_{split}.csv, {split}/
+                          split:str,  # development | validation | evaluation
+                         ) -> pd.DataFrame:
+    "One Clotho v2.1 split from its release layout."
+    if split not in CLOTHO_SPLITS: raise ParameterError(f"Clotho split must be one of {', '.join(CLOTHO_SPLITS)}, got {split!r}")
+    return clotho_manifest(Path(root)/f"clotho_captions_{split}.csv", split=split)
+
+# %% ../nbs/02_datasets.ipynb #h3c02
+TAU2019_DEV = "TAU-urban-acoustic-scenes-2019-development"
+
+def _macs_competence(path:Path) -> dict:
+    "{annotator_id: competence} from the tab-separated `MACS_competence.csv` (a header line is optional)."
+    out = {}
+    for no, line in enumerate(Path(path).read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip(): continue
+        f = line.rstrip("\r\n").split("\t")
+        try: out[int(f[0])] = float(f[1])
+        except (ValueError, IndexError):
+            if no == 1 and len(f) >= 2: continue                      # the header (annotator_id, competence)
+            raise SoundCollageError(f"{path}: line {no}: expected `annotator_id<TAB>competence`, got {line[:60]!r}") from None
+    return out
+
+def macs_manifest(macs_yaml,            # MACS.yaml (files -> filename, annotations -> annotator_id, sentence, tags)
+                  audio_dir=None,       # TAU Urban Acoustic Scenes 2019 development `audio/`; default: `TAU-urban-acoustic-scenes-2019-development/audio` beside the YAML
+                  competence_csv=None,  # MACS_competence.csv; default: the one beside the YAML, if any
+                 ) -> pd.DataFrame:
+    "MACS, one row per annotation (caption = sentence, `tags`, `annotator_id`, `competence`); labels = the TAU scene; `group` = the file."
+    macs_yaml = Path(macs_yaml)
+    try: import yaml
+    except ImportError: raise SoundCollageError("reading MACS.yaml needs PyYAML: pip install pyyaml") from None
+    try: data = yaml.safe_load(macs_yaml.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e: raise SoundCollageError(f"{macs_yaml}: not a readable MACS.yaml ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        raise SoundCollageError(f"{macs_yaml}: expected a mapping with a `files:` list")
+    here = macs_yaml.resolve().parent
+    if competence_csv is None and (here/"MACS_competence.csv").is_file(): competence_csv = here/"MACS_competence.csv"
+    comp = _macs_competence(competence_csv) if competence_csv is not None else {}
+    if audio_dir is None and (here/TAU2019_DEV/"audio").is_dir(): audio_dir = here/TAU2019_DEV/"audio"
+    if audio_dir is not None and not Path(audio_dir).is_dir(): raise SoundCollageError(f"{audio_dir}: audio folder not found")
+    names = {p.name: p for p in sorted(Path(audio_dir).resolve().rglob("*")) if p.is_file()} if audio_dir is not None else {}
+    out = []
+    for i, item in enumerate(data["files"]):
+        if not isinstance(item, dict) or not isinstance(item.get("filename"), str) or not isinstance(item.get("annotations"), list):
+            raise SoundCollageError(f"{macs_yaml}: files[{i}] needs a `filename` and an `annotations` list")
+        fn = item["filename"]; base = Path(fn).name
+        for k, a in enumerate(item["annotations"], 1):
+            try: who, sentence = int(a["annotator_id"]), str(a["sentence"])
+            except (TypeError, KeyError, ValueError): raise SoundCollageError(f"{macs_yaml}: {fn}: annotation {k} needs an integer annotator_id and a sentence") from None
+            out.append({"clip_id": f"{Path(base).stem}#{k}", "path": str(names.get(base, "")), "labels": [base.split("-")[0]],
+                        "caption": sentence, "split": "development", "source": "macs", "file_name": fn, "annotator_id": who,
+                        "competence": comp.get(who, np.nan), "tags": [str(t) for t in (a.get("tags") or [])], "group": f"macs:{fn}"})
+    return make_manifest(out if out else pd.DataFrame(columns=MANIFEST_COLUMNS + ["file_name", "annotator_id", "competence", "tags", "group"]))
 
 def caption_manifest(csv_path) -> pd.DataFrame:
     "A generic CSV with `path` and `caption` columns (relative paths are relative to the CSV)."
@@ -403,10 +591,25 @@ def caption_manifest(csv_path) -> pd.DataFrame:
                                        "caption": meta.caption, "source": "captions"}))
 
 # %% ../nbs/02_datasets.ipynb #c034
+def _tut17_kind(src, **kw):
+    "A TUT17 folder: the evaluation set when its name says so, otherwise the development set."
+    return tut17_manifest(evaluation=src, **kw) if "evaluation" in Path(src).resolve().name else tut17_manifest(development=src, **kw)
+
+def _audiocaps_kind(src, **kw):
+    "An AudioCaps CSV, or the AudioCaps folder (all of `dataset/{train,val,test}.csv` with their audio)."
+    if Path(src).is_file(): return audiocaps_manifest(src, **kw)
+    return make_manifest(pd.concat([audiocaps_split_manifest(src, s, **kw) for s in AUDIOCAPS_SPLITS], ignore_index=True))
+
+def _clotho_kind(src, **kw):
+    "A `clotho_captions_*.csv`, or the Clotho folder (every split whose captions CSV is there)."
+    if Path(src).is_file(): return clotho_manifest(src, **kw)
+    parts = [clotho_split_manifest(src, s) for s in CLOTHO_SPLITS if (Path(src)/f"clotho_captions_{s}.csv").is_file()]
+    if not parts: raise SoundCollageError(f"{src}: no clotho_captions_{{development,validation,evaluation}}.csv")
+    return make_manifest(pd.concat(parts, ignore_index=True))
+
 MANIFEST_KINDS = {"folder": folder_manifest, "esc50": esc50_manifest, "urbansound8k": urbansound8k_manifest,
-                  "tut17": lambda src: tut17_manifest(development=src), "fsd50k": fsd50k_manifest,
-                  "audioset": audioset_manifest, "fsdd": fsdd_manifest, "audiocaps": audiocaps_manifest,
-                  "captions": caption_manifest}
+                  "tut17": _tut17_kind, "fsd50k": fsd50k_manifest, "audioset": audioset_manifest, "fsdd": fsdd_manifest,
+                  "audiocaps": _audiocaps_kind, "clotho": _clotho_kind, "macs": macs_manifest, "captions": caption_manifest}
 
 def load_manifest(src, kind:str="folder", **kwargs) -> pd.DataFrame:
     "Build the manifest of `src` with the loader named `kind`."

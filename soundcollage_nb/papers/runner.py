@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import SCALES, SoundCollageError, atomic_write, shared_path
+from ..datasets import manifest_fingerprint, FINGERPRINT_COLUMNS   # re-exported: the papers' cache keys
 
 # %% auto #0
 __all__ = ['REPORTED', 'PAPERS', 'ARTEFACT_SUFFIXES', 'fmt_mean_std', 'markdown_table', 'save_table', 'save_figure', 'reported',

@@ -18,14 +18,15 @@ from ..soundcollage.pipeline import discover, clearest_task, load_item, task_sid
 from ..soundcollage.downstream import heldout_eval, METRICS
 from ..soundcollage.labeling import default_labeler, Labeler
 from .runner import require_paths, fmt_mean_std, reported
+from ..datasets import manifest_fingerprint
 
 
 # %% auto #0
 __all__ = ['RUNS', 'RUN_ORDER', 'PAPER_SYSTEM', 'TABLE3_READINGS', 'TABLE3_READING', 'PAPER_METRIC', 'SOUNDCOLLAGE_SCALES',
-           'ancestor_names', 'scale_datasets', 'split_by_recording', 'manifest_fingerprint', 'run_experiment',
-           'load_run', 'experiment_runs', 'paper_cell', 'table1_sizes', 'table2_clarity_as', 'class_names',
-           'table3_silence_classes', 'table4_downstream', 'common_clarity_threshold', 'table5_heldout', 'top_classes',
-           'figure2_top_classes', 'default_paper_labeler', 'paper_experiments', 'paper_heldout']
+           'ancestor_names', 'scale_datasets', 'split_by_recording', 'run_experiment', 'load_run', 'experiment_runs',
+           'paper_cell', 'table1_sizes', 'table2_clarity_as', 'class_names', 'table3_silence_classes',
+           'table4_downstream', 'common_clarity_threshold', 'table5_heldout', 'top_classes', 'figure2_top_classes',
+           'default_paper_labeler', 'paper_experiments', 'paper_heldout']
 
 # %% ../../nbs/81_papers.soundcollage.ipynb #c005
 def _fsd_name(name:str) -> str: return name.replace(",", "")     # "Domestic sounds, home sounds" as the paper's tables print it
@@ -98,12 +99,6 @@ def split_by_recording(manifest:pd.DataFrame,   # one label per clip and a recor
 
 # %% ../../nbs/81_papers.soundcollage.ipynb #c008
 RUNS = {"comp1": ("vocal",), "comp2": ("background",)}
-
-def manifest_fingerprint(manifest:pd.DataFrame) -> str:
-    "sha256 of what a run reads from a manifest: ids, paths, offsets, durations and labels, in order."
-    cols = [c for c in ("clip_id", "path", "offset", "duration", "labels") if c in manifest.columns]
-    text = manifest[cols].to_json(orient="values", double_precision=6)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 def run_experiment(name:str, manifest:pd.DataFrame, scale:str, runs_dir, seed:int=0, labeler="ground-truth",
                    device:str="auto", n_tasks:int=32, components=("comp1", "comp2"), progress:bool=False, **overrides) -> Path:
