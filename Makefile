@@ -47,11 +47,18 @@ papertest: install
 paper: install
 	$(BIN)/soundcollage paper --scale $(SCALE) --papers $(PAPERS) --figures $(FIGURES) --runs runs $(if $(SEEDS),--seeds $(SEEDS)) $(if $(ROOTS),--roots $(ROOTS))
 
-# The full-scale rehearsal: every SoundCollage paper notebook at `full`, on tiny copies of AudioSet and FSD50K in their
-# real on-disk layouts, with the full model classes (ResNet-18 encoder and inner nets, the recomputing second-order
-# meta-step, ResNet-18 AS); only the counts shrink. Named with the YAMNet .tflite of ../shared where it is there.
+# The full-scale rehearsal: every paper notebook at `full`, on tiny copies of the papers' datasets in their real on-disk
+# layouts (`soundcollage fixtures full`), with the full model classes; only the counts shrink.
+# SoundCollage: ResNet-18 encoder and inner nets, the recomputing second-order meta-step, ResNet-18 AS; named with the
+# YAMNet .tflite of ../shared where it is there.
+# CLAP curation: Cnn14 at full width + a BERT-base text tower built from its config (random weights, offline tokenizer:
+# model=rehearsal), per-target DS / ADS, students replaying as in the paper; thresholds opened to -1 and capped by
+# top-k / max-pairs so that every set is non-empty on fixtures.
 REHEARSAL := build/rehearsal
 REHEARSE_OVERRIDES ?= epochs=1 inner_steps=2 batch_size=4 heldout_size=4 as_epochs=1 as_batch_size=8 n_tasks=2 n_random=2 max_items=16
+CLAP_REHEARSE_OVERRIDES ?= model=rehearsal teacher_epochs=1 student_epochs=1 student_steps=1 batch_size=4 num_workers=2 \
+  du_threshold=-1 ds_threshold=-1 ads_threshold=-1 du_top_k=1 du_max_pairs=8 ads_top_k=1 ads_max_pairs=8
+CLAP_ROOTS = $(foreach k,fsd50k clotho audiocaps macs audioset esc50 urbansound8k tut17,$(k)=$(REHEARSAL)/data/$(k))
 YAMNET_TFLITE := $(abspath $(or $(SOUNDCOLLAGE_SHARED),../shared)/models/yamnet/yamnet.tflite)
 REHEARSE_LABELER ?= $(if $(wildcard $(YAMNET_TFLITE)),yamnet-tflite:$(YAMNET_TFLITE),ground-truth)
 rehearse: install
@@ -59,6 +66,9 @@ rehearse: install
 	$(BIN)/soundcollage fixtures full --out $(REHEARSAL)/data
 	$(BIN)/soundcollage paper --scale full --papers soundcollage --device cpu --figures $(REHEARSAL)/figures --runs $(REHEARSAL)/runs \
 	  --roots audioset=$(REHEARSAL)/data/audioset fsd50k=$(REHEARSAL)/data/fsd50k --override $(REHEARSE_OVERRIDES) --labeler $(REHEARSE_LABELER)
+	$(BIN)/soundcollage paper --scale full --papers clap_curation --device cpu --figures $(REHEARSAL)/figures --runs $(REHEARSAL)/runs \
+	  --roots $(CLAP_ROOTS) --override $(CLAP_REHEARSE_OVERRIDES)
+	find $(REHEARSAL)/runs -name '*.pt' -delete    # ~0.8 GB per CLAP checkpoint at full width
 
 export: install
 	$(BIN)/nbdev-export

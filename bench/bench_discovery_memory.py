@@ -54,11 +54,12 @@ GB = 1e9
 
 
 class SavedTensors:
-    "Live bytes of the tensors autograd saves for backward (deduplicated by storage), and their peak."
-    def __init__(self): self.live, self.peak, self.refs = 0, 0, {}
+    "Live bytes of the tensors autograd saves for backward (deduplicated by storage; `exclude`d storages, e.g. weights, left out), and their peak."
+    def __init__(self, exclude=()): self.live, self.peak, self.refs, self.exclude = 0, 0, {}, set(exclude)
     def _pack(self, t):
         s = t.untyped_storage()
         key, n = (s.data_ptr(), str(t.device)), s.nbytes()
+        if key[0] in self.exclude: return _Holder(t)
         if self.refs.get(key, 0) == 0: self.live += n
         self.refs[key] = self.refs.get(key, 0) + 1
         self.peak = max(self.peak, self.live)

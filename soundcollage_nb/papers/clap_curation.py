@@ -4,61 +4,102 @@
 
 # %% ../../nbs/82_papers.clap_curation.ipynb #c002
 from __future__ import annotations
-import json, zlib
-from dataclasses import dataclass, asdict
+import json, math, re, zlib
+from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..core import SoundCollageError, atomic_write, check_scale, is_done, mark_done, scale_table, shared_path, torch_threads
-from ..datasets import (make_manifest, read_manifest, write_manifest, audiocaps_manifest, esc50_manifest, fsdd_manifest,
-                                      tut17_manifest, urbansound8k_manifest)
+from ..datasets import (make_manifest, manifest_fingerprint, FINGERPRINT_COLUMNS, read_manifest, write_manifest, audiocaps_manifest, audiocaps_split_manifest,
+                                      audioset_manifest, clotho_split_manifest, esc50_manifest, fsd50k_manifest, fsdd_manifest,
+                                      macs_manifest, tut17_manifest, urbansound8k_manifest)
 from ..synth import cached_synth_dataset, SynthConfig
-from ..clap.model import CLAP, CLAPConfig, load_clap
+from ..clap.model import CLAP, CLAPConfig, load_clap, load_panns_cnn14, paper_model_config, rehearsal_model_config
 from ..clap.train import TrainConfig, train_clap, split_validation
 from ..clap.zeroshot import zero_shot_eval
 from ..clap.embed import embed_audio_store, embed_text_store, load_store
 from ..clap.curate import curate_du, curate_ds, curate_ads, curation_counts, prompt_manifest
-from .runner import require_paths
+from .runner import require_paths, reported, fmt_mean_std
 
+FP_COLUMNS = FINGERPRINT_COLUMNS + ("caption",)          # the CLAP experiments read captions too
+def _fp(m:pd.DataFrame) -> str: return manifest_fingerprint(m, FP_COLUMNS)
 
 # %% auto #0
-__all__ = ['CLAP_SCALES', 'CAPTION_TEMPLATES', 'STUDENTS', 'ClapScale', 'label_caption', 'esc50_heldout_split', 'mini_data',
-           'clap_data_for_scale', 'train_teacher', 'quantile_threshold', 'improvement_sets', 'train_student',
-           'zeroshot_accuracy', 'curation_run', 'pipeline_figure', 'clap_figures']
+__all__ = ['FP_COLUMNS', 'CODE_TASK', 'CLAP_SCALES', 'CAPTION_TEMPLATES', 'FULL_ROOTS', 'STUDENTS', 'TABLE3_STUDENTS', 'MODELS',
+           'PAPER_DATASETS', 'SCALE_NOTES', 'ClapScale', 'clap_scale', 'label_caption', 'esc50_heldout_split',
+           'mini_data', 'clap_data_for_scale', 'full_data', 'teacher_split', 'new_model', 'train_teacher',
+           'quantile_threshold', 'teacher_stores', 'improvement_sets', 'student_name', 'student_plan', 'replay_set',
+           'train_student', 'zeroshot_accuracy', 'curation_run', 'paper_dataset', 'paper_value', 'table1',
+           'zeroshot_table', 'scale_notes', 'pipeline_figure', 'clap_figures']
 
 # %% ../../nbs/82_papers.clap_curation.ipynb #c005
+CODE_TASK = {"ESC-50": "esc50", "UrbanSound8K": "urbansound8k", "TUT17": "tut17"}   # task names of the public code's threshold tables
+
 @dataclass
 class ClapScale:
     "Sizes and settings of one scale of the curation experiments."
-    width:float = 1/8               # Cnn14 width factor
+    model:str = "small"             # "small": CLAP.small at `width` (frozen MiniLM); "paper": Cnn14 + trainable bert-base-uncased, tau 0.007;
+                                    # "rehearsal": the paper's classes with BERT-base built from its config (random weights, offline tokenizer)
+    width:float = 1/8               # Cnn14 width factor ("small" only; the paper's model is width 1)
     teacher_epochs:int = 25
+    teacher_steps:int = None        # steps per teacher epoch (None: one pass over its training pairs)
     student_epochs:int = 6
-    student_steps:int = None        # steps per student epoch (None: one pass over the teacher's training set)
+    student_steps:int = None        # steps per student epoch (None: one pass over the teacher's training pairs, the same for every student)
     batch_size:int = 32
     lr:float = 1e-3                 # teacher learning rate
-    student_lr:float = 1e-4         # paper: students fine-tune at a 10x smaller rate
-    du_quantile:float = 0.02        # keep the top share of audio-caption pairs (None: absolute threshold)
+    student_lr:float = 1e-4         # students fine-tune at a 10x smaller rate
+    du_quantile:float = 0.02        # keep the top share of audio-caption pairs (None: the absolute threshold)
     ds_quantile:float = 0.30
     ads_quantile:float = 0.10
-    du_threshold:float = 0.7        # absolute thresholds (full scale; paper)
-    ds_threshold:float = 0.7
-    ads_threshold:float = 0.7
+    du_threshold:float = 0.7        # absolute thresholds (full: the paper's DU sigma; DS / ADS per target task from the public code)
+    ds_threshold:object = 0.7       # a cosine, or {task: cosine}
+    ads_threshold:object = 0.7
+    du_top_k:int = None             # DU: at most this many captions per in-the-wild clip (None: all that pass)
+    du_max_pairs:int = None         # DU: at most this many pairs, the best-scoring (None: all)
+    ads_top_k:int = None            # ADS: at most this many DS captions per in-the-wild clip
+    ads_max_pairs:int = None        # ADS: at most this many pairs per target task
     beta:float = 0.3
     curation_prob:float = 0.5
     select_on:str = "val_loss"      # model selection (see TrainConfig): "val_loss" (paper) or "val_zeroshot"
     plateau_patience:int = 6        # ReduceLROnPlateau patience (epochs)
+    pad:str = "zero"                # short clips: "zero" (the paper, §3.1) or "repeat" (msclap)
+    num_workers:int = 0             # DataLoader worker processes decoding audio
     n_synth:int = 0                 # smoke: synthetic clips (pairs + wild + test)
     threads:int = None              # torch CPU threads of every step (None: torch's setting); mini: 1, the same numbers on any CPU
+
+    def threshold(self, kind:str, task:str=None) -> float:
+        "The absolute threshold of `kind` ('du', 'ds', 'ads') for `task` (a dict is looked up by task name)."
+        t = getattr(self, f"{kind}_threshold")
+        if isinstance(t, dict):
+            if task not in t: raise SoundCollageError(f"{kind}_threshold has no value for task {task!r} (has {sorted(t)})")
+            return float(t[task])
+        return float(t)
+
+    def model_config(self) -> CLAPConfig:
+        "The CLAP architecture of this scale."
+        if self.model == "small": return CLAP.small_config(width=self.width)
+        if self.model == "paper": return paper_model_config()
+        if self.model == "rehearsal": return rehearsal_model_config()
+        raise SoundCollageError(f'model must be "small", "paper" or "rehearsal", got {self.model!r}')
+
+_CODE = {"ds": {"ESC-50": 0.7, "UrbanSound8K": 0.6, "TUT17": 0.675}, "ads": {"ESC-50": 0.7, "UrbanSound8K": 0.7, "TUT17": 0.65}}
 
 CLAP_SCALES = scale_table({
     "smoke": ClapScale(width=1/16, teacher_epochs=4, student_epochs=2, student_steps=3, batch_size=12, n_synth=72),
     "mini": ClapScale(width=1/8, teacher_epochs=50, student_epochs=2, batch_size=32, select_on="val_zeroshot", plateau_patience=15, threads=1),
-    "full": ClapScale(width=1.0, teacher_epochs=40, student_epochs=20, batch_size=128, lr=1e-3,
-                      du_quantile=None, ds_quantile=None, ads_quantile=None),
+    "full": ClapScale(model="paper", width=1.0, teacher_epochs=40, student_epochs=20, batch_size=128, lr=1e-3,
+                      du_quantile=None, ds_quantile=None, ads_quantile=None, du_threshold=0.7,
+                      ds_threshold=dict(_CODE["ds"]), ads_threshold=dict(_CODE["ads"]), num_workers=8),
 }, "CLAP_SCALES")
 
+def clap_scale(scale:str, **overrides) -> ClapScale:
+    "The settings of `scale` with `overrides` (field=value, e.g. the rehearsal's shrunk counts); unknown fields raise."
+    sc = CLAP_SCALES[check_scale(scale)]
+    bad = sorted(set(overrides) - {f.name for f in fields(ClapScale)})
+    if bad: raise SoundCollageError(f"unknown curation settings {bad}; known: {sorted(f.name for f in fields(ClapScale))}")
+    return replace(sc, **overrides)
 
 # %% ../../nbs/82_papers.clap_curation.ipynb #n001
 CAPTION_TEMPLATES = ["a recording of {label}", "the sound of {label}", "{label} can be heard", "you can hear {label} here",
@@ -139,20 +180,76 @@ def clap_data_for_scale(scale:str, runs_dir, seed:int=0, roots:dict=None, n_capt
         labels = sorted({l[0] for l in test.labels})
         return dict(pairs=d["pairs"], train=d["train"], val=d["val"], wild=wild, captions=caps, targets={"ESC-50 (held-out clips)": test},
                     labels={"ESC-50 (held-out clips)": labels})
-    if scale == "full":
-        r = roots or {}
-        p = require_paths({"teacher pairs manifest (roots['pairs'], CSV with path,caption)": r.get("pairs"),
-                           "AudioSet clips manifest (roots['audioset'])": r.get("audioset"),
-                           "ESC-50 root (roots['esc50'])": r.get("esc50"), "UrbanSound8K root (roots['urbansound8k'])": r.get("urbansound8k"),
-                           "TUT17 development folder (roots['tut17_dev'])": r.get("tut17_dev"), "TUT17 evaluation folder (roots['tut17_eval'])": r.get("tut17_eval")}, scale)
-        pairs = read_manifest(p["teacher pairs manifest (roots['pairs'], CSV with path,caption)"])
-        targets = {"ESC-50": esc50_manifest(r["esc50"]), "UrbanSound8K": urbansound8k_manifest(r["urbansound8k"]),
-                   "TUT17": tut17_manifest(development=r["tut17_dev"], evaluation=r["tut17_eval"]).assign(fold=lambda m: m.split)}
-        return dict(pairs=pairs, wild=read_manifest(p["AudioSet clips manifest (roots['audioset'])"]).assign(caption=""),
-                    captions=pairs[["clip_id", "path", "caption"]].assign(path=""), targets=targets,
-                    labels={k: sorted({l[0] for l in m.labels}) for k, m in targets.items()})
+    if scale == "full": return full_data(roots)
     raise SoundCollageError(f"unknown scale {scale!r}")
 
+
+# %% ../../nbs/82_papers.clap_curation.ipynb #n103
+FULL_ROOTS = {
+    "fsd50k": "FSD50K folder (FSD50K.ground_truth/, FSD50K.dev_audio/)",
+    "clotho": "Clotho v2.1 folder (clotho_captions_{development,validation}.csv, development/, validation/)",
+    "audiocaps": "AudioCaps folder (dataset/{train,val,test}.csv, audio/{train,val,test}/)",
+    "macs": "MACS folder (MACS.yaml; the TAU Urban Acoustic Scenes 2019 development audio/ under it)",
+    "audioset": "AudioSet folder (metadata/unbalanced_train_segments.csv or at its top, ontology.json, the clips under it)",
+    "esc50": "ESC-50 folder (meta/esc50.csv, audio/; or the ESC-50-master/ above them)",
+    "urbansound8k": "UrbanSound8K folder (metadata/UrbanSound8K.csv, audio/fold1..10/; or the folder holding UrbanSound8K/)",
+    "tut17": "folder holding TUT-acoustic-scenes-2017-development/ and TUT-acoustic-scenes-2017-evaluation/",
+}
+
+def _labelled_pairs(man:pd.DataFrame) -> pd.DataFrame:
+    "FSD50K has labels, not captions: one caption per clip from its first (leaf) label, by `label_caption`."
+    return man.assign(caption=[label_caption(c, ls[0]) for c, ls in zip(man.clip_id, man.labels)], group="fsd50k:" + man.clip_id)
+
+def full_data(roots:dict,              # {key: folder} for every key of FULL_ROOTS
+              rejected:list=None,      # collects (dataset, rejected rows) of the loaders
+             ) -> dict:
+    "The paper's data: teacher pairs (FSD50K dev, Clotho dev + val, AudioCaps train, MACS), validation (AudioCaps val), AudioSet unbalanced minus AudioCaps clips, and the three targets."
+    r = require_paths({f"{what} (roots['{k}'])": (roots or {}).get(k) for k, what in FULL_ROOTS.items()}, "full")
+    r = {k: r[f"{what} (roots['{k}'])"] for k, what in FULL_ROOTS.items()}
+    fsd = fsd50k_manifest(r["fsd50k"])
+    parts = {"FSD50K": _labelled_pairs(fsd[fsd.split != "eval"]),
+             "Clotho": pd.concat([clotho_split_manifest(r["clotho"], s) for s in ("development", "validation")], ignore_index=True),
+             "AudioCaps": audiocaps_split_manifest(r["audiocaps"], "train"),
+             "MACS": macs_manifest(_find_file(r["macs"], "MACS.yaml"))}
+    pairs = make_manifest(pd.concat([p.assign(dataset=k) for k, p in parts.items()], ignore_index=True))
+    val = audiocaps_split_manifest(r["audiocaps"], "val")
+    caps_ids = set(pd.concat([audiocaps_split_manifest(r["audiocaps"], s) for s in ("train", "val", "test")]).youtube_id)
+    onto = r["audioset"]/"ontology.json"
+    wild = audioset_manifest(_find_file(r["audioset"], "metadata/unbalanced_train_segments.csv", "unbalanced_train_segments.csv"),
+                             r["audioset"], onto if onto.exists() else None, missing="reject")
+    if rejected is not None: rejected.append(("AudioSet unbalanced", wild.attrs["rejected"]))
+    n_wild = len(wild)
+    wild = wild[~wild.ytid.isin(caps_ids)].assign(caption="").reset_index(drop=True)
+    tut = r["tut17"]
+    targets = {"ESC-50": esc50_manifest(_inside(r["esc50"], "ESC-50-master")),
+               "UrbanSound8K": urbansound8k_manifest(_inside(r["urbansound8k"], "UrbanSound8K")),
+               "TUT17": tut17_manifest(development=_find_dir(tut, "TUT-acoustic-scenes-2017-development"),
+                                       evaluation=_find_dir(tut, "TUT-acoustic-scenes-2017-evaluation")).assign(fold=lambda m: m.split)}
+    no_audio = pairs.path.astype(str) == ""
+    if rejected is not None and no_audio.any():
+        rejected.append(("teacher pairs", pd.DataFrame({"clip_id": pairs.clip_id[no_audio], "path": "", "reason": "no audio file for this caption"})))
+    pairs, val = pairs[~no_audio].reset_index(drop=True), val[val.path.astype(str) != ""].reset_index(drop=True)
+    return dict(pairs=pairs, train=pairs, val=val, wild=wild, captions=pairs[["clip_id", "caption"]].assign(path="", source="caption pool"),
+                targets=targets, labels={k: sorted({l[0] for l in m.labels}) for k, m in targets.items()},
+                counts={"teacher pairs": {k: int((pairs.dataset == k).sum()) for k in parts}, "validation pairs (AudioCaps val)": len(val),
+                        "AudioSet unbalanced clips": n_wild, "minus AudioCaps clips": n_wild - len(wild)})
+
+def _find_file(root:Path, *names) -> Path:
+    "The first of `root/name` that exists."
+    for n in names:
+        if (Path(root)/n).is_file(): return Path(root)/n
+    raise SoundCollageError(f"{root}: none of {list(names)} found")
+
+def _inside(root:Path, name:str) -> Path:
+    "`root/name` when the archive's top folder is there, else `root`."
+    return Path(root)/name if (Path(root)/name).is_dir() else Path(root)
+
+def _find_dir(root:Path, name:str) -> Path:
+    "`root/name`, or `root` itself when it is that folder."
+    root = Path(root)
+    if (root/name).is_dir(): return root/name
+    if root.name == name: return root
+    raise SoundCollageError(f"{root}: no folder {name}/")
 
 # %% ../../nbs/82_papers.clap_curation.ipynb #c010
 def _train_val(data:dict, seed:int) -> tuple:
@@ -176,19 +273,34 @@ def _fraction_of(pairs:pd.DataFrame, fraction:float, seed:int, min_rows:int) -> 
 def _all_tests(data:dict) -> pd.DataFrame:
     return pd.concat(list(data["targets"].values()), ignore_index=True)
 
-def train_teacher(data:dict, sc:ClapScale, out, fraction:float=1.0, seed:int=0, device:str="auto", progress:bool=False) -> Path:
-    "Train the teacher on `fraction` of the pairs; returns its best checkpoint (cached)."
-    out = Path(out); params = {"fraction": fraction, "seed": seed, "scale": asdict(sc), "n_pairs": len(data["pairs"])}
-    if is_done(out, params): return out/"best.pt"
+def teacher_split(data:dict, fraction:float, seed:int, sc:ClapScale) -> tuple:
+    "(training pairs, validation pairs) of the teacher: the data's own validation split, and `fraction` of the training pairs drawn by group."
     tr, va = _train_val(data, seed)
     if fraction < 1: tr = _fraction_of(tr, fraction, seed, 2*sc.batch_size)
-    cfg = TrainConfig(epochs=sc.teacher_epochs, batch_size=sc.batch_size, lr=sc.lr, plateau_patience=sc.plateau_patience,
-                      select_on=sc.select_on, cache_audio=True, seed=seed, device=device)
+    return tr, va
+
+def _train_cfg(sc:ClapScale, seed:int, device:str, **kw) -> TrainConfig:
+    return TrainConfig(batch_size=sc.batch_size, plateau_patience=sc.plateau_patience, select_on=sc.select_on, pad=sc.pad,
+                       num_workers=sc.num_workers, seed=seed, device=device, **kw)
+
+def new_model(sc:ClapScale, seed:int, roots:dict=None) -> CLAP:
+    "A CLAP of the scale's architecture; Cnn14 initialised from PANNs when `roots['panns']` names a `Cnn14_mAP=0.431.pth`."
+    model = CLAP(sc.model_config(), seed=seed)
+    panns = (roots or {}).get("panns")
+    if panns: load_panns_cnn14(model.audio_encoder.base, panns, front_end="model")
+    return model
+
+def train_teacher(data:dict, sc:ClapScale, out, fraction:float=1.0, seed:int=0, device:str="auto", progress:bool=False, roots:dict=None) -> Path:
+    "Train the teacher on `fraction` of the training pairs; returns its best checkpoint (cached)."
+    out = Path(out); tr, va = teacher_split(data, fraction, seed, sc)
+    params = {"fraction": fraction, "seed": seed, "scale": asdict(sc), "train": _fp(tr), "val": _fp(va),
+              "panns": str((roots or {}).get("panns") or "")}
+    if is_done(out, params): return out/"best.pt"
+    cfg = _train_cfg(sc, seed, device, epochs=sc.teacher_epochs, lr=sc.lr, steps_per_epoch=sc.teacher_steps)
     with torch_threads(sc.threads):
-        train_clap(CLAP.small(width=sc.width, seed=seed), tr, out, cfg, val=va, zeroshot_test=_all_tests(data), progress=progress)
+        train_clap(new_model(sc, seed, roots), tr, out, cfg, val=va, zeroshot_test=_all_tests(data), progress=progress)
     mark_done(out, params)
     return out/"best.pt"
-
 
 # %% ../../nbs/82_papers.clap_curation.ipynb #c012
 def quantile_threshold(Q:np.ndarray, K:np.ndarray, q:float, best_only:bool=False) -> float:
@@ -197,82 +309,184 @@ def quantile_threshold(Q:np.ndarray, K:np.ndarray, q:float, best_only:bool=False
     v = S.max(axis=1) if best_only else S.ravel()
     return float(np.quantile(v, 1 - q)) if len(v) else float("nan")
 
-def improvement_sets(data:dict, teacher_ckpt, sc:ClapScale, out, task:str=None, device:str="auto", progress:bool=False) -> dict:
-    "DU, DS and ADS Improvement-Sets of one target task (cached): {'sets': {name: manifest}, 'thresholds': {...}}."
-    out = Path(out); task = task or next(iter(data["targets"]))
-    params = {"teacher": str(teacher_ckpt), "task": task, "scale": asdict(sc)}
+def _slug(task:str) -> str: return re.sub(r"[^A-Za-z0-9]+", "_", task).strip("_")
+
+def teacher_stores(teacher_ckpt, data:dict, train_pairs:pd.DataFrame, sc:ClapScale, out, device:str="auto", progress:bool=False) -> dict:
+    "The teacher's float16 embedding stores (resumed, never overwritten): wild audio, the caption pool, its training captions, each task's prompts."
+    out = Path(out); model = load_clap(teacher_ckpt, device=device).eval()
+    kw = dict(progress=progress)
+    st = {"wild": embed_audio_store(data["wild"], out/"wild", model, pad=sc.pad, num_workers=sc.num_workers, **kw),
+          "captions": embed_text_store(data["captions"], out/"captions", model, **kw),
+          "train_text": embed_text_store(train_pairs, out/"train_text", model, **kw)}
+    for task, labels in data["labels"].items(): st[f"prompts/{task}"] = embed_text_store(prompt_manifest(labels), out/"prompts"/_slug(task), model, **kw)
+    return {k: load_store(p) for k, p in st.items()}
+
+def _thr(sc:ClapScale, kind:str, task:str, Q, K, best_only:bool=False) -> float:
+    q = getattr(sc, f"{kind}_quantile")
+    return sc.threshold(kind, task) if q is None else quantile_threshold(Q, K, q, best_only)
+
+def improvement_sets(data:dict, teacher_ckpt, train_pairs:pd.DataFrame, sc:ClapScale, out, device:str="auto", progress:bool=False) -> dict:
+    "DU (one, data-unaware) and DS / ADS per target task (cached): {'sets': {'DU', 'DS/<task>', 'ADS/<task>': manifest}, 'thresholds': {...}}."
+    out = Path(out); tasks = list(data["targets"])
+    params = {"teacher": str(teacher_ckpt), "tasks": tasks, "scale": asdict(sc), "train": _fp(train_pairs)}
+    names = ["DU"] + [f"{k}/{t}" for t in tasks for k in ("DS", "ADS")]
+    files = {n: out/(n.replace("/", "_").replace(" ", "_") + ".csv") for n in names}
     if is_done(out, params):
-        sets = {k: read_manifest(out/f"{k}.csv") for k in ("DU", "DS", "ADS")}
-        return {"sets": sets, "thresholds": json.loads((out/"thresholds.json").read_text())}
-    model = load_clap(teacher_ckpt, device=device).eval()
-    prompts = prompt_manifest(data["labels"][task])
-    st = {name: load_store(fn(man, out/"stores"/name, model, progress=progress, overwrite=True))
-          for name, fn, man in [("wild", embed_audio_store, data["wild"]), ("captions", embed_text_store, data["captions"]),
-                                ("train_text", embed_text_store, data["pairs"]), ("prompts", embed_text_store, prompts)]}
-    thr = {}
-    thr["DU"] = sc.du_threshold if sc.du_quantile is None else quantile_threshold(st["wild"].emb, st["captions"].emb, sc.du_quantile)
-    du = curate_du(st["wild"].emb, st["captions"].emb, st["wild"].items, st["captions"].items, thr["DU"], device=device)
-    thr["DS"] = sc.ds_threshold if sc.ds_quantile is None else quantile_threshold(st["train_text"].emb, st["prompts"].emb, sc.ds_quantile, best_only=True)
-    labels = [prompts.set_index("clip_id").labels[c][0] for c in st["prompts"].items.clip_id]
-    ds = curate_ds(st["train_text"].emb, st["train_text"].items, st["prompts"].emb, labels, thr["DS"], device=device)
-    ds_text = st["train_text"].lookup(list(ds.text_id))
-    if len(ds):
-        thr["ADS"] = sc.ads_threshold if sc.ads_quantile is None else quantile_threshold(st["wild"].emb, ds_text, sc.ads_quantile)
-        ads = curate_ads(st["wild"].emb, st["wild"].items, ds, ds_text, thr["ADS"], device=device)
-    else: thr["ADS"], ads = float("nan"), du.iloc[:0]
-    sets = {"DU": du, "DS": ds, "ADS": ads}
-    for k, m in sets.items(): write_manifest(m, out/f"{k}.csv")
+        return {"sets": {n: read_manifest(f) for n, f in files.items()}, "thresholds": json.loads((out/"thresholds.json").read_text())}
+    st = teacher_stores(teacher_ckpt, data, train_pairs, sc, out/"stores", device, progress)
+    wild, caps, tt = st["wild"], st["captions"], st["train_text"]
+    thr, sets = {}, {}
+    thr["DU"] = _thr(sc, "du", None, wild.emb, caps.emb)
+    sets["DU"] = curate_du(wild.emb, caps.emb, wild.items, caps.items, thr["DU"], top_k=sc.du_top_k, max_pairs=sc.du_max_pairs, device=device)
+    for task in tasks:
+        pr = st[f"prompts/{task}"]
+        labels = [ls[0] for ls in pr.items.labels]
+        thr[f"DS/{task}"] = _thr(sc, "ds", task, tt.emb, pr.emb, best_only=True)
+        ds = curate_ds(tt.emb, tt.items, pr.emb, labels, thr[f"DS/{task}"], device=device)
+        ds_text = tt.lookup(list(ds.text_id))
+        if len(ds):
+            thr[f"ADS/{task}"] = _thr(sc, "ads", task, wild.emb, ds_text)
+            ads = curate_ads(wild.emb, wild.items, ds, ds_text, thr[f"ADS/{task}"], top_k=sc.ads_top_k, max_pairs=sc.ads_max_pairs, device=device)
+        else: thr[f"ADS/{task}"], ads = float("nan"), sets["DU"].iloc[:0]
+        sets[f"DS/{task}"], sets[f"ADS/{task}"] = ds, ads
+    for n, m in sets.items(): write_manifest(m, files[n])
     with atomic_write(out/"thresholds.json") as tmp: tmp.write_text(json.dumps(thr))
     mark_done(out, params)
     return {"sets": sets, "thresholds": thr}
 
-
 # %% ../../nbs/82_papers.clap_curation.ipynb #c014
 STUDENTS = [("DU", False), ("DU", True), ("DS", False), ("DS", True), ("ADS", False), ("ADS", True)]
+TABLE3_STUDENTS = [("DU", True), ("ADS", True)]      # the rows of the paper's Table 3
+MODELS = ["teacher", "DU", "DU+SL", "DS", "DS+SL", "ADS", "ADS+SL"]
 
-def train_student(data:dict, teacher_ckpt, improvement:pd.DataFrame, soft:bool, sc:ClapScale, out, seed:int=0,
-                  device:str="auto", progress:bool=False) -> Path:
-    "Train one student from the teacher with replay (cached); returns its best checkpoint."
-    out = Path(out); params = {"teacher": str(teacher_ckpt), "soft": soft, "n_improvement": len(improvement), "seed": seed, "scale": asdict(sc)}
+def student_name(strategy:str, soft:bool) -> str: return strategy + ("+SL" if soft else "")
+
+def student_plan(students, tasks) -> list:
+    "(name, strategy, soft, task) of every student to train: one per DU variant (data-unaware), one per DS / ADS variant and target task."
+    return [(student_name(s, soft), s, soft, None if s == "DU" else t) for s, soft in students for t in ([None] if s == "DU" else tasks)]
+
+def replay_set(strategy:str, train_pairs:pd.DataFrame, sets:dict, task:str=None) -> pd.DataFrame:
+    "What a student replays: the teacher's training pairs (DU, DS students), the task's DS Improvement-Set (ADS students)."
+    return sets[f"DS/{task}"] if strategy == "ADS" else train_pairs
+
+def train_student(data:dict, teacher_ckpt, improvement:pd.DataFrame, replay:pd.DataFrame, val:pd.DataFrame, soft:bool,
+                  sc:ClapScale, out, seed:int=0, device:str="auto", progress:bool=False, n_teacher_pairs:int=None) -> Path:
+    "Train one student from the teacher: Improvement-Set batches with probability curation_prob, else replay (cached); returns its best checkpoint."
+    out = Path(out)
+    steps = sc.student_steps or max(1, math.ceil((n_teacher_pairs or len(replay))/sc.batch_size))
+    params = {"teacher": str(teacher_ckpt), "soft": soft, "improvement": _fp(improvement), "replay": _fp(replay),
+              "val": _fp(val), "steps": steps, "seed": seed, "scale": asdict(sc)}
     if is_done(out, params): return out/"best.pt"
     if len(improvement) == 0: raise SoundCollageError(f"{out.name}: the Improvement-Set is empty; nothing to train a student on")
     teacher = load_clap(teacher_ckpt, device=device)
-    tr, va = _train_val(data, seed)
-    cfg = TrainConfig(epochs=sc.student_epochs, batch_size=sc.batch_size, lr=sc.student_lr, loss="soft" if soft else "hard", beta=sc.beta,
-                      curation_prob=sc.curation_prob, steps_per_epoch=sc.student_steps, plateau_patience=sc.plateau_patience,
-                      select_on=sc.select_on, cache_audio=True, seed=seed, device=device)
-    student = CLAP.small(width=sc.width, seed=seed)
-    train_clap(student, tr, out, cfg, val=va, teacher=teacher, improvement=improvement, zeroshot_test=_all_tests(data), progress=progress)
+    cfg = _train_cfg(sc, seed, device, epochs=sc.student_epochs, lr=sc.student_lr, loss="soft" if soft else "hard", beta=sc.beta,
+                     curation_prob=sc.curation_prob, steps_per_epoch=steps)
+    with torch_threads(sc.threads):
+        train_clap(CLAP(sc.model_config(), seed=seed, init_weights=False), replay, out, cfg, val=val, teacher=teacher, improvement=improvement,
+                   zeroshot_test=_all_tests(data), progress=progress)
     mark_done(out, params)
     return out/"best.pt"
 
-def zeroshot_accuracy(ckpt, data:dict, device:str="auto") -> dict:
-    "{task: accuracy} of a checkpoint on every target task of the data."
+def zeroshot_accuracy(ckpt, data:dict, device:str="auto", tasks=None, pad:str="zero") -> dict:
+    "{task: accuracy} of a checkpoint on the target tasks (default: all of them); cached beside the checkpoint."
+    ckpt, tasks = Path(ckpt), list(tasks or data["targets"])
+    params = {"checkpoint": ckpt.name, "bytes": ckpt.stat().st_size, "mtime_ns": ckpt.stat().st_mtime_ns, "pad": pad,
+              "tests": {t: _fp(data["targets"][t]) for t in tasks}, "classes": {t: list(data["labels"][t]) for t in tasks}}
+    if is_done(ckpt.parent, params, "zeroshot_done.json"): return json.loads((ckpt.parent/"zeroshot.json").read_text())
     model = load_clap(ckpt, device=device).eval()
-    return {task: zero_shot_eval(model, test, classes=data["labels"][task], group="fold")["accuracy"] for task, test in data["targets"].items()}
-
+    acc = {t: zero_shot_eval(model, data["targets"][t], classes=data["labels"][t], group="fold", pad=pad)["accuracy"] for t in tasks}
+    with atomic_write(ckpt.parent/"zeroshot.json") as tmp: tmp.write_text(json.dumps(acc))
+    mark_done(ckpt.parent, params, "zeroshot_done.json")
+    return acc
 
 # %% ../../nbs/82_papers.clap_curation.ipynb #c016
 def curation_run(scale:str, runs_dir, seed:int=0, fraction:float=1.0, device:str="auto", roots:dict=None,
-                 students=STUDENTS, progress:bool=False) -> dict:
-    "Teacher, Improvement-Sets, students and zero-shot accuracies of one seed: {'counts', 'accuracy', 'thresholds'}."
-    sc = CLAP_SCALES[check_scale(scale)]
+                 students=None, progress:bool=False, **overrides) -> dict:
+    "Teacher, Improvement-Sets, students and zero-shot accuracies of one seed: {'counts', 'accuracy', 'thresholds', ...}."
+    sc = clap_scale(scale, **overrides)
+    students = students if students is not None else (STUDENTS if fraction == 1 else TABLE3_STUDENTS)
     with torch_threads(sc.threads):                    # every step, embedding and evaluation included
         data = clap_data_for_scale(scale, runs_dir, seed, roots)
+        tasks = list(data["targets"])
         base = Path(runs_dir)/"clap_curation"/f"teacher{int(round(fraction*100))}"/f"seed{seed}"
-        t = train_teacher(data, sc, base/"teacher", fraction, seed, device, progress)
-        task = next(iter(data["targets"]))
-        cur = improvement_sets(data, t, sc, base/"curation", task, device, progress)
-        rows = [{"model": "teacher", **zeroshot_accuracy(t, data, device)}]
-        for strat, soft in students:
-            name = strat + ("+SL" if soft else "")
-            imp = cur["sets"][strat]
-            if len(imp) == 0: rows.append({"model": name, **{k: float("nan") for k in data["targets"]}}); continue
-            ck = train_student(data, t, imp, soft, sc, base/"students"/name.replace("+", "_"), seed, device, progress)
-            rows.append({"model": name, **zeroshot_accuracy(ck, data, device)})
-    counts = curation_counts(cur["sets"], cur["thresholds"])
-    return {"counts": counts, "accuracy": pd.DataFrame(rows), "thresholds": cur["thresholds"],
-            "chance": {k: 1/len(v) for k, v in data["labels"].items()}, "n_pairs": len(data["pairs"])}
+        tr, va = teacher_split(data, fraction, seed, sc)
+        t = train_teacher(data, sc, base/"teacher", fraction, seed, device, progress, roots)
+        cur = improvement_sets(data, t, tr, sc, base/"curation", device, progress)
+        acc = {("teacher", task): a for task, a in zeroshot_accuracy(t, data, device, pad=sc.pad).items()}
+        for name, strat, soft, task in student_plan(students, tasks):
+            key = strat if task is None else f"{strat}/{task}"
+            imp, folder = cur["sets"][key], base/"students"/(name.replace("+", "_") + ("" if task is None else "_" + _slug(task)))
+            if len(imp) == 0: acc.update({(name, t_): float("nan") for t_ in ([task] if task else tasks)}); continue
+            ck = train_student(data, t, imp, replay_set(strat, tr, cur["sets"], task), va, soft, sc, folder, seed, device, progress, len(tr))
+            acc.update({(name, t_): a for t_, a in zeroshot_accuracy(ck, data, device, [task] if task else None, sc.pad).items()})
+    names = [m for m in MODELS if any(k[0] == m for k in acc)]
+    accuracy = pd.DataFrame([{"model": m, **{task: acc.get((m, task), float("nan")) for task in tasks}} for m in names])
+    return {"counts": curation_counts(cur["sets"], cur["thresholds"]), "accuracy": accuracy, "thresholds": cur["thresholds"],
+            "chance": {k: 1/len(v) for k, v in data["labels"].items()}, "n_pairs": len(tr), "n_val": len(va),
+            "n_pairs_all": len(data.get("train", data["pairs"])), "data_counts": data.get("counts", {}), "fraction": fraction, "tasks": tasks}
+
+# %% ../../nbs/82_papers.clap_curation.ipynb #n109
+PAPER_DATASETS = ("ESC-50", "UrbanSound8K", "TUT17")
+
+def paper_dataset(task:str) -> str | None:
+    "The paper's dataset a task of ours stands for (mini's 'ESC-50 (held-out clips)' -> 'ESC-50'), or None."
+    return next((d for d in PAPER_DATASETS if str(task).startswith(d)), None)
+
+def paper_value(table:int, model:str, dataset:str, metric:str) -> float:
+    "One number of the paper's Tables 1-3 (NaN where the paper has none)."
+    r = reported("clap_curation", table)
+    r = r[(r.model == model) & (r.dataset == dataset) & (r.metric == metric)]
+    return float(r.value.iloc[0]) if len(r) else float("nan")
+
+def _fmt_paper(v:float, digits:int=1) -> str:
+    if not np.isfinite(v): return "–"
+    return f"{v:,.0f}" if digits == 0 else f"{v:.{digits}f}"
+
+def table1(runs:list, scale:str) -> pd.DataFrame:
+    "Table 1: pairs of each Improvement-Set (DU once; DS and ADS per target task), ours (mean ± std over runs) beside the paper's."
+    counts = pd.concat([r["counts"] for r in runs], ignore_index=True)
+    rows = []
+    for name in dict.fromkeys(counts.set):
+        c = counts[counts.set == name]
+        strat, _, task = name.partition("/")
+        rows.append({"set": strat, "target": task or "all", "threshold": fmt_mean_std(c.threshold, 3),
+                     f"pairs · ours ({scale})": fmt_mean_std(c.pairs, 0), "clips": fmt_mean_std(c.clips, 0),
+                     "captions": fmt_mean_std(c.captions, 0),
+                     "pairs · paper": _fmt_paper(paper_value(1, strat, paper_dataset(task) if task else "all", "pairs"), 0)})
+    return pd.DataFrame(rows)
+
+def zeroshot_table(runs:list, scale:str, table:int=2) -> pd.DataFrame:
+    "Tables 2 / 3: zero-shot accuracy (%) per model and target task, ours (mean ± std over runs) beside the paper's."
+    acc = pd.concat([r["accuracy"] for r in runs], ignore_index=True)
+    tasks = list(runs[0]["tasks"])
+    models = [m for m in MODELS if (acc.model == m).any()]
+    out = pd.DataFrame({"model": models})
+    covered = {paper_dataset(t) for t in tasks}
+    for t in tasks:
+        out[f"{t} · ours ({scale})"] = [fmt_mean_std(acc[acc.model == m][t]*100, 1) for m in models]
+        if paper_dataset(t): out[f"{paper_dataset(t)} · paper"] = [_fmt_paper(paper_value(table, m, paper_dataset(t), "zeroshot_acc_pct")) for m in models]
+    for d in PAPER_DATASETS:
+        if d not in covered:
+            out[f"{d} · ours ({scale})"] = "n/a (no audio at this scale)"
+            out[f"{d} · paper"] = [_fmt_paper(paper_value(table, m, d, "zeroshot_acc_pct")) for m in models]
+    return out
+
+SCALE_NOTES = {
+    "smoke": "Synthetic clips, a Cnn14 at width 1/16 trained for seconds, quantile thresholds: checks the mechanics only; the accuracies say nothing about the method.",
+    "mini": "../shared data: teacher on ESC-50 (one source recording per class held out) + FSDD captions, DU captions from AudioCaps (text), in-the-wild audio = unused FSDD clips; zero-shot test = the held-out ESC-50 clips. Cnn14 width 1/8 + frozen MiniLM, quantile thresholds. UrbanSound8K and TUT17 audio are not available here.",
+    "full": "The paper's protocol: teacher on FSD50K dev + Clotho dev/val + AudioCaps train + MACS, checkpoints selected on AudioCaps val; curation audio AudioSet unbalanced minus AudioCaps clips; Cnn14 + trainable bert-base-uncased (CLS), 1024-d, tau 0.007, batch 128; DU sigma 0.7, DS / ADS per target task (thresholds of the public code). Our choices where the paper is silent: 40 teacher epochs at Adam 1e-3, 20 student epochs at 1e-4, ReduceLROnPlateau on the validation loss, one pass over the teacher's pairs per student epoch.",
+}
+
+def scale_notes(scale:str, overrides:dict=None, runs:list=None) -> str:
+    "The notes under every curation table: what the scale is, padding and soft-label targets, the overrides of a rehearsal."
+    sc = clap_scale(scale, **(overrides or {}))
+    s = SCALE_NOTES[check_scale(scale)]
+    if overrides: s = f"REHEARSAL, not the paper's numbers: the {scale} code path on layout fixtures with {overrides}. " + s
+    s += (" Short clips zero-padded (the paper's §3.1)." if sc.pad == "zero" else " Short clips repeated (msclap's rule, not the paper's zero-padding).")
+    s += (f" Soft-label targets (1 - beta) I + beta S', S' = the teacher's cosines clamped at 0 and row-normalised, so a row's mass is"
+          f" {1 - sc.beta:.1f} on its pair and {sc.beta:.1f} spread by the teacher; the public loss feeds the raw cosines un-normalised.")
+    if runs: s += f" Teacher training pairs: {runs[0]['n_pairs']} (of {runs[0]['n_pairs_all']}), validation pairs: {runs[0]['n_val']}."
+    return s
 
 # %% ../../nbs/82_papers.clap_curation.ipynb #c020
 def pipeline_figure(boxes:list,              # [(title, [lines]), ...] left to right
@@ -306,8 +520,9 @@ def pipeline_figure(boxes:list,              # [(title, [lines]), ...] left to r
 
 def clap_figures(scale:str="smoke") -> dict:
     "Figures 1-5 (name -> matplotlib figure): overview, model, DU, DS/ADS, student training."
-    sc, m = CLAP_SCALES[scale], CLAP.small_config(width=CLAP_SCALES[scale].width) if scale != "full" else CLAPConfig()
-    thr = (lambda name, q, a: f"top {q:.0%} of scores" if q is not None else f">= {a}")
+    sc = CLAP_SCALES[scale]; m = sc.model_config()
+    thr = (lambda name, q, a: f"top {q:.0%} of scores" if q is not None else
+           (">= " + " / ".join(f"{v:g}" for v in a.values()) + " per target" if isinstance(a, dict) else f">= {a}"))
     figs = {}
     figs["figure1_overview"] = pipeline_figure([
         ("teacher CLAP", ["trained on paired audio-caption data", f"{sc.teacher_epochs} epochs, hard InfoNCE (Eq. 3)"]),
