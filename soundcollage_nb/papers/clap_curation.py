@@ -4,7 +4,7 @@
 
 # %% ../../nbs/82_papers.clap_curation.ipynb #c002
 from __future__ import annotations
-import json, math, re, zlib
+import functools, json, math, re, zlib
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 
@@ -370,7 +370,9 @@ def replay_set(strategy:str, train_pairs:pd.DataFrame, sets:dict, task:str=None)
     return sets[f"DS/{task}"] if strategy == "ADS" else train_pairs
 
 def train_student(data:dict, teacher_ckpt, improvement:pd.DataFrame, replay:pd.DataFrame, val:pd.DataFrame, soft:bool,
-                  sc:ClapScale, out, seed:int=0, device:str="auto", progress:bool=False, n_teacher_pairs:int=None) -> Path:
+                  sc:ClapScale, out, seed:int=0, device:str="auto", progress:bool=False, n_teacher_pairs:int=None,
+                  load_teacher=None,  # () -> the teacher model, to share one loaded teacher between students (default: load the checkpoint)
+                 ) -> Path:
     "Train one student from the teacher: Improvement-Set batches with probability curation_prob, else replay (cached); returns its best checkpoint."
     out = Path(out)
     steps = sc.student_steps or max(1, math.ceil((n_teacher_pairs or len(replay))/sc.batch_size))
@@ -378,7 +380,7 @@ def train_student(data:dict, teacher_ckpt, improvement:pd.DataFrame, replay:pd.D
               "val": _fp(val), "steps": steps, "seed": seed, "scale": asdict(sc)}
     if is_done(out, params): return out/"best.pt"
     if len(improvement) == 0: raise SoundCollageError(f"{out.name}: the Improvement-Set is empty; nothing to train a student on")
-    teacher = load_clap(teacher_ckpt, device=device)
+    teacher = load_teacher() if load_teacher is not None else load_clap(teacher_ckpt, device=device)
     cfg = _train_cfg(sc, seed, device, epochs=sc.student_epochs, lr=sc.student_lr, loss="soft" if soft else "hard", beta=sc.beta,
                      curation_prob=sc.curation_prob, steps_per_epoch=steps)
     with torch_threads(sc.threads):
@@ -413,11 +415,12 @@ def curation_run(scale:str, runs_dir, seed:int=0, fraction:float=1.0, device:str
         t = train_teacher(data, sc, base/"teacher", fraction, seed, device, progress, roots)
         cur = improvement_sets(data, t, tr, sc, base/"curation", device, progress)
         acc = {("teacher", task): a for task, a in zeroshot_accuracy(t, data, device, pad=sc.pad).items()}
+        load_teacher = functools.cache(lambda: load_clap(t, device=device))   # read once, only if a student still has to train
         for name, strat, soft, task in student_plan(students, tasks):
             key = strat if task is None else f"{strat}/{task}"
             imp, folder = cur["sets"][key], base/"students"/(name.replace("+", "_") + ("" if task is None else "_" + _slug(task)))
             if len(imp) == 0: acc.update({(name, t_): float("nan") for t_ in ([task] if task else tasks)}); continue
-            ck = train_student(data, t, imp, replay_set(strat, tr, cur["sets"], task), va, soft, sc, folder, seed, device, progress, len(tr))
+            ck = train_student(data, t, imp, replay_set(strat, tr, cur["sets"], task), va, soft, sc, folder, seed, device, progress, len(tr), load_teacher)
             acc.update({(name, t_): a for t_, a in zeroshot_accuracy(ck, data, device, [task] if task else None, sc.pad).items()})
     names = [m for m in MODELS if any(k[0] == m for k in acc)]
     accuracy = pd.DataFrame([{"model": m, **{task: acc.get((m, task), float("nan")) for task in tasks}} for m in names])
