@@ -23,6 +23,7 @@ class AudioLoadError(SoundCollageError):
     def __init__(self, path, reason:str):
         self.path, self.reason = str(path), reason
         super().__init__(f"{self.path}: {reason}")
+    def __reduce__(self): return (type(self), (self.path, self.reason))   # picklable: crosses process and Ray workers
 
 class ParameterError(SoundCollageError, ValueError):
     "A bad argument (a rate, a duration, a kernel name, ...): the message says which and why."

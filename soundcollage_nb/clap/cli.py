@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core import SoundCollageError, atomic_write
+from ..engine import add_engine_args, engine_command
 from ..datasets import manifest_from, read_manifest, write_manifest
 from .model import CLAP, load_clap
 from .train import SELECT_ON, ClapTrainConfig, load_config, save_config, train_clap
@@ -117,6 +118,7 @@ def _labels(spec:str|None) -> list|None:
     if spec.startswith("@"): return [l.strip() for l in Path(spec[1:]).read_text().splitlines() if l.strip()]
     return [l.strip() for l in spec.split(",") if l.strip()]
 
+@engine_command
 def cmd_clap_embed(args) -> int:
     "Embed a manifest (audio or captions) or a list of prompt labels with a teacher checkpoint into a store."
     model = load_clap(args.teacher, device=args.device)
@@ -127,7 +129,7 @@ def cmd_clap_embed(args) -> int:
     else:
         if not args.manifest: raise SoundCollageError(f"--kind {args.kind} needs --manifest")
         man, early = manifest_from(args.manifest)
-    kw = dict(chunk=args.chunk, overwrite=args.overwrite, progress=not args.quiet)
+    kw = dict(chunk=args.chunk, overwrite=args.overwrite, progress=not args.quiet, engine=args.engine, actors=args.actors)
     if args.batch_size: kw["batch_size"] = args.batch_size
     if args.kind == "audio": out = embed_audio_store(man, args.out, model, workers=args.workers, **kw)
     else: out = embed_text_store(man, args.out, model, **kw)
@@ -150,6 +152,8 @@ def _add_clap_embed(sub):
     e.add_argument("--workers", type=int, default=2, help="DataLoader processes decoding audio (0: the main process)")
     e.add_argument("--overwrite", action="store_true", help="discard an existing store in --out")
     e.add_argument("--device", default="auto")
+    add_engine_args(e)
+    e.add_argument("--actors", type=int, default=1, help="ray: actors, each holding a copy of the teacher (one per GPU)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_clap_embed)
 
@@ -167,11 +171,12 @@ def _ds(args, search_kw):
     thr = args.threshold if args.strategy == "ds" else args.ds_threshold
     return curate_ds(text.emb, text.items, emb, labels, threshold=thr, **search_kw), text, thr
 
+@engine_command
 def cmd_clap_curate(args) -> int:
     "Curate an Improvement-Set from embedding stores; writes {name}.csv and {name}_counts.csv under --out."
     if args.strategy not in STRATEGIES: raise SoundCollageError(f"--strategy must be one of {', '.join(STRATEGIES)}")
     search_kw = dict(block=args.block, key_block=args.key_block, key_memory_mb=args.key_memory_mb, device=args.device,
-                     backend=args.backend, progress=not args.quiet)
+                     backend=args.backend, progress=not args.quiet, engine=args.engine)
     name = args.name or args.strategy
     t0 = time.perf_counter()
     sets, thresholds = {}, {}
@@ -220,6 +225,7 @@ def _add_clap_curate(sub):
     c.add_argument("--key-block", type=int, default=4096, help="key rows per block")
     c.add_argument("--backend", default="torch", choices=["torch", "faiss"], help="streaming torch matmul or FAISS IndexFlatIP")
     c.add_argument("--device", default="auto", help="auto, cpu or cuda (torch backend)")
+    add_engine_args(c)
     c.add_argument("--quiet", action="store_true")
     c.set_defaults(func=cmd_clap_curate)
     return c

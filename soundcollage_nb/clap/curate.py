@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import SoundCollageError, get_device
+from ..engine import Stage, check_engine, cluster_gpus, ray_map, ray_session
 from ..datasets import make_manifest, write_manifest
 
 # %% auto #0
@@ -222,6 +223,33 @@ def _search_faiss(queries, keys, thr:float, top_k, block:int, key_block:int, pro
         sink.add(*_canonical(q[keep], I[keep], D[keep], top_k))
     return sink.frame()
 
+def _search_part(parts:list, refs:list, keys, threshold, top_k, block, key_block, device, backend, key_memory_mb, max_pairs) -> list:
+    "Ray task: each part (a contiguous range of query rows, whole blocks) searched against every key by `search_pairs`."
+    import ray
+    out = []
+    for k, qs in parts:
+        r = search_pairs(ray.get(refs[k]), keys, threshold, top_k, block, key_block, device, backend, max_pairs=max_pairs,
+                         key_memory_mb=key_memory_mb)
+        out.append((r["query"].to_numpy() + qs, r["key"].to_numpy(), r["score"].to_numpy()))
+    return out
+
+def _search_ray(queries, keys, threshold, top_k, block, key_block, device, backend, key_memory_mb, max_pairs, part_rows):
+    """The search partitioned by query rows over Ray: each part (whole blocks, so every block product is the one the
+    single process computes) against all keys, each part's pairs (top-k per query, its `max_pairs` best), merged."""
+    import ray
+    part = max(1, round((part_rows or 4096) / block)) * block
+    starts = list(range(0, queries.shape[0], part))
+    refs = [ray.put(_rows_np(queries, s, min(s + part, queries.shape[0])) if not isinstance(queries, np.ndarray) or queries.dtype != np.float16
+                    else np.ascontiguousarray(queries[s:s + part])) for s in starts]
+    gpus = 1.0 if device != "cpu" and cluster_gpus() else 0.0
+    kw = dict(refs=refs, keys=np.ascontiguousarray(_rows_np(keys, 0, keys.shape[0]) if isinstance(keys, torch.Tensor) else keys),
+              threshold=threshold, top_k=top_k, block=block, key_block=key_block, device="auto" if gpus else "cpu",
+              backend=backend, key_memory_mb=key_memory_mb, max_pairs=max_pairs)
+    parts = ray_map(list(enumerate(starts)), [Stage(_search_part, "search", kw, num_gpus=gpus)])
+    q, k, s = _cat3(parts)                        # parts in query order: already canonical
+    if max_pairs is not None: q, k, s = _best_pairs(q, k, s, max_pairs)
+    return _pairs_frame(q, k, s)
+
 def search_pairs(queries,              # `(n_q, d)` L2-normalised embeddings: numpy (float16/32, memmap ok) or tensor
                  keys,                 # `(n_k, d)` L2-normalised embeddings (the smaller side, ideally)
                  threshold:float,      # keep pairs with float32 score >= float32(threshold)
@@ -233,6 +261,9 @@ def search_pairs(queries,              # `(n_q, d)` L2-normalised embeddings: nu
                  progress:bool=False,  # tqdm bar over query blocks
                  key_memory_mb:float=2048, # keys are held in float32 on the device if n_k * d * 4 bytes fit this, else streamed
                  max_pairs:int=None,   # keep only the best this many pairs overall (score desc, then query, key asc)
+                 engine:str="local",   # "local", or "ray": query rows partitioned over Ray tasks, merged exactly
+                 ray_address:str=None, # ray: the cluster (None: the running Ray, else a local one)
+                 part_rows:int=None,   # ray: query rows per task (whole blocks; default 4096, an embedding-store shard)
                 ) -> pd.DataFrame:     # query, key (row indices), score (float32), in canonical order
     """All (query, key) pairs with cosine >= threshold, or the top-k of each query among them, in bounded memory.
     Working memory: the keys in float32 (n_k*d*4 bytes if that fits `key_memory_mb`, else one key block), one query
@@ -246,6 +277,9 @@ def search_pairs(queries,              # `(n_q, d)` L2-normalised embeddings: nu
     top_k = None if top_k is None else int(top_k)
     max_pairs = None if max_pairs is None else int(max_pairs)
     if queries.shape[0] == 0 or keys.shape[0] == 0: return _pairs_frame([], [], [])
+    if check_engine(engine) == "ray":
+        with ray_session(ray_address):
+            return _search_ray(queries, keys, thr, top_k, block, key_block, device, backend, key_memory_mb, max_pairs, part_rows)
     if backend == "torch":
         if get_device(device).type == "cpu":
             return _search_numpy(queries, keys, thr, top_k, block, key_block, progress, key_memory_mb, max_pairs)

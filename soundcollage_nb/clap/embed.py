@@ -4,7 +4,7 @@
 
 # %% ../../nbs/60_clap.embed.ipynb #c002
 from __future__ import annotations
-import hashlib, json
+import copy, hashlib, json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,12 +15,13 @@ import torch
 from tqdm.auto import tqdm
 
 import soundcollage_nb
-from ..core import AudioLoadError, SoundCollageError, atomic_write, shared_path
+from ..core import AudioLoadError, SoundCollageError, atomic_write, get_device, shared_path
+from ..engine import Stage, check_engine, cluster_gpus, ray_map, with_engine
 from ..datasets import REJECTED_COLUMNS, make_manifest, read_manifest, write_manifest
 
 # %% auto #0
-__all__ = ['STORE_VERSION', 'embed_items', 'EmbeddingStore', 'load_store', 'model_fingerprint', 'embed_audio_store',
-           'embed_text_store']
+__all__ = ['STORE_VERSION', 'embed_items', 'EmbeddingStore', 'load_store', 'model_fingerprint', 'AudioCodec', 'TextCodec',
+           'embed_audio_store', 'embed_text_store']
 
 # %% ../../nbs/60_clap.embed.ipynb #c005
 STORE_VERSION = 1
@@ -56,6 +57,50 @@ def _check_or_write_meta(out:Path, meta:dict, overwrite:bool):
         for p in out.glob("shard_*"): p.unlink()
     with atomic_write(path) as tmp: tmp.write_text(json.dumps(meta, indent=1))
 
+def _embed_shard(items:pd.DataFrame, out:Path, i:int, chunk:int, batch_size:int, encode, load_batches,
+                 dim:int|None, tick=None) -> int|None:
+    "Embed shard `i` (rows i*chunk ...) and write its files, the embeddings last (their existence means done); returns d."
+    lo, hi = i*chunk, min((i + 1)*chunk, len(items))
+    embs, ok, rej = [], [], []
+    batches = [list(range(b, min(b + batch_size, hi))) for b in range(lo, hi, batch_size)]
+    for bt, (good, payload, bad) in zip(batches, load_batches(batches)):
+        rej += [{"clip_id": items.clip_id[j], "path": items.path[j], "reason": err} for j, err in bad]
+        if len(good):
+            with torch.no_grad(): E = _unit_f16(encode(payload))
+            if E.shape[0] != len(good): raise SoundCollageError(f"the encoder returned {E.shape[0]} rows for {len(good)} items")
+            if dim is None: dim = int(E.shape[1])
+            elif E.shape[1] != dim: raise SoundCollageError(f"the encoder returned dim {E.shape[1]}, the store has {dim}")
+            embs.append(E); ok += [int(j) for j in good]
+        if tick: tick(len(bt))
+    emb_p, rows_p, rej_p = _shard_paths(out, i)
+    write_manifest(pd.DataFrame(rej, columns=REJECTED_COLUMNS), rej_p)
+    with atomic_write(rows_p) as tmp: np.save(tmp, np.asarray(ok, np.int64))
+    E = np.concatenate(embs) if embs else np.zeros((0, dim or 0), np.float16)
+    with atomic_write(emb_p) as tmp: np.save(tmp, E)
+    return dim
+
+def _threaded_loader(items:pd.DataFrame, load, workers:int):
+    "load_batches from a per-row `load`: rows decoded by a thread pool, a failing row becoming its reason."
+    rows = list(items.itertuples(index=False))
+    def safe_load(j):
+        try: return j, load(rows[j]), None
+        except SoundCollageError as e: return j, None, str(e)
+    def load_batches(batches):
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for bt in batches:
+                loaded = list(pool.map(safe_load, bt))
+                yield ([j for j, _, err in loaded if err is None], [x for _, x, err in loaded if err is None],
+                       [(j, err) for j, _, err in loaded if err is not None])
+    return load_batches
+
+class _ShardEmbedder:
+    "Ray actor: builds the encoder once where it runs (`codec(items)`), then embeds whole shards into the store."
+    def __init__(self, codec, items, out, chunk, batch_size):
+        self.encode, self.load_batches = codec(items)
+        self.items, self.out, self.chunk, self.batch_size = items, Path(out), chunk, batch_size
+    def __call__(self, shards):
+        return [_embed_shard(self.items, self.out, i, self.chunk, self.batch_size, self.encode, self.load_batches, None) for i in shards]
+
 def embed_items(items:pd.DataFrame,     # manifest rows to embed (project schema)
                 out,                    # store folder (created; an unfinished store there is resumed)
                 load,                   # row (a namedtuple of the manifest) -> payload given to `encode`
@@ -69,10 +114,15 @@ def embed_items(items:pd.DataFrame,     # manifest rows to embed (project schema
                 progress:bool=True,     # tqdm bar over items
                 load_batches=None,      # batches of row positions -> iterator of (rows loaded, payload, [(row, reason)]); replaces `load`
                 meta_extra:dict=None,   # more settings for store.json, checked on resume like the encoder (e.g. the padding)
+                codec=None,             # picklable `codec(items) -> (encode, load_batches)`, building the encoder where it runs; replaces load / encode
+                engine:str="local",     # "local" or "ray": shards embedded by a pool of Ray actors (needs `codec`)
+                actors:int=1,           # ray: actors in the pool (each holds one copy of the encoder)
+                num_gpus:float=None,    # ray: GPUs per actor (None: 1 when the cluster has GPUs, else 0)
                ) -> Path:               # the store folder
     "Embed every row of `items` into a sharded float16 store under `out`; resumable after interruption."
     if kind not in ("audio", "text"): raise SoundCollageError(f'kind must be "audio" or "text", got {kind!r}')
     if chunk < 1 or batch_size < 1: raise SoundCollageError("chunk and batch_size must be positive")
+    if check_engine(engine) == "ray" and codec is None: raise SoundCollageError('engine="ray" needs a codec (the encoder is built on the workers)')
     items = make_manifest(items)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     meta = {"kind": kind, "dtype": "float16", "chunk": int(chunk), "n_items": len(items),
@@ -83,40 +133,26 @@ def embed_items(items:pd.DataFrame,     # manifest rows to embed (project schema
     n_chunks = -(-len(items) // chunk)
     todo = [i for i in range(n_chunks) if not _shard_paths(out, i)[0].exists()]
     done_items = len(items) - sum(min(chunk, len(items) - i*chunk) for i in todo)
-    bar = tqdm(total=len(items), initial=done_items, desc=f"embed {kind}", unit="item", disable=not progress)
-    rows = list(items.itertuples(index=False))
-    def safe_load(j):
-        try: return j, load(rows[j]), None
-        except SoundCollageError as e: return j, None, str(e)
-    def threaded(pool, batches):
-        for bt in batches:
-            loaded = list(pool.map(safe_load, bt))
-            yield [j for j, _, err in loaded if err is None], [p for _, p, err in loaded if err is None], [(j, err) for j, _, err in loaded if err is not None]
-    with ThreadPoolExecutor(max(1, workers) if load_batches is None else 1) as pool, bar:
-        for i in todo:
-            lo, hi = i*chunk, min((i + 1)*chunk, len(items))
-            embs, ok, rej = [], [], []
-            batches = [list(range(b, min(b + batch_size, hi))) for b in range(lo, hi, batch_size)]
-            for bt, (good, payload, bad) in zip(batches, (load_batches or (lambda bs: threaded(pool, bs)))(batches)):
-                rej += [{"clip_id": items.clip_id[j], "path": items.path[j], "reason": err} for j, err in bad]
-                if len(good):
-                    with torch.no_grad(): E = _unit_f16(encode(payload))
-                    if E.shape[0] != len(good): raise SoundCollageError(f"the encoder returned {E.shape[0]} rows for {len(good)} items")
-                    if meta["dim"] is None: meta["dim"] = int(E.shape[1])
-                    elif E.shape[1] != meta["dim"]: raise SoundCollageError(f"the encoder returned dim {E.shape[1]}, the store has {meta['dim']}")
-                    embs.append(E); ok += [int(j) for j in good]
-                bar.update(len(bt))
-            emb_p, rows_p, rej_p = _shard_paths(out, i)
-            write_manifest(pd.DataFrame(rej, columns=REJECTED_COLUMNS), rej_p)
-            with atomic_write(rows_p) as tmp: np.save(tmp, np.asarray(ok, np.int64))
-            E = np.concatenate(embs) if embs else np.zeros((0, meta["dim"] or 0), np.float16)
-            with atomic_write(emb_p) as tmp: np.save(tmp, E)
+    size = lambda i: min(chunk, len(items) - i*chunk)
+    with tqdm(total=len(items), initial=done_items, desc=f"embed {kind}", unit="item", disable=not progress) as bar:
+        if engine == "ray":
+            gpus = (1.0 if cluster_gpus() else 0.0) if num_gpus is None else num_gpus
+            ray_map(todo, [Stage(_ShardEmbedder, f"embed_{kind}", dict(codec=codec, items=items, out=str(out), chunk=int(chunk),
+                                 batch_size=int(batch_size)), actor=True, size=actors, num_gpus=gpus)],
+                    on_result=lambda k, d: bar.update(size(todo[k])))
+        else:
+            if codec is not None: encode, load_batches = codec(items)
+            load_batches = load_batches or _threaded_loader(items, load, workers)
+            for i in todo: meta["dim"] = _embed_shard(items, out, i, chunk, batch_size, encode, load_batches, meta["dim"], bar.update)
     rejected = [pd.read_csv(_shard_paths(out, i)[2], dtype=str, keep_default_na=False) for i in range(n_chunks)]
     write_manifest(pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame(columns=REJECTED_COLUMNS), out/"rejected.csv")
+    dims = {int(np.load(_shard_paths(out, i)[0], mmap_mode="r").shape[1]) for i in range(n_chunks)} - {0}
+    if len(dims) > 1: raise SoundCollageError(f"{out}: shards of different embedding sizes {sorted(dims)}")
+    meta["dim"] = meta["dim"] or next(iter(dims), None)
     meta["complete"] = True
-    if meta["dim"] is None: meta["dim"] = next((int(np.load(_shard_paths(out, i)[0], mmap_mode="r").shape[1]) for i in range(n_chunks)), None)
     with atomic_write(out/"store.json") as tmp: tmp.write_text(json.dumps(meta, indent=1))
     return out
+
 
 # %% ../../nbs/60_clap.embed.ipynb #c010
 @dataclass
@@ -185,6 +221,45 @@ class _Eval:
     def __enter__(self): self.was = self.model.training; self.model.eval(); return self.model
     def __exit__(self, *exc): self.model.train(self.was)
 
+def _device_of(model) -> torch.device:
+    return model.device if isinstance(getattr(model, "device", None), torch.device) else torch.device("cpu")
+
+class AudioCodec:
+    "Picklable recipe of the audio encoder: built where it runs (this process, or a Ray actor, on its GPU if it has one)."
+    def __init__(self, model, pad:str="zero", num_workers:int=2, amp_dtype:str=None, prefetch_factor:int=2, device=None):
+        dev = _device_of(model)
+        self.model = model if dev.type == "cpu" or device is not None else copy.deepcopy(model).cpu()   # a Ray actor may have no GPU
+        self.pad, self.num_workers, self.amp_dtype, self.prefetch_factor, self.device = pad, num_workers, amp_dtype, prefetch_factor, device
+    def __call__(self, items:pd.DataFrame):
+        from soundcollage_nb.clap.data import ClipSource
+        dev = torch.device(self.device) if self.device is not None else (
+            _device_of(self.model) if _device_of(self.model).type != "cpu" else get_device("auto"))
+        model = self.model.to(dev).eval()
+        src = ClipSource(items, int(model.config.sample_rate), pad=self.pad, num_workers=self.num_workers,
+                         pin_memory=dev.type == "cuda", prefetch_factor=self.prefetch_factor)
+        self.source = src
+        def load_batches(batches):
+            for b in src.loader([[(j, "center", 0, 0) for j in bt] for bt in batches]): yield b["index"], b["wave"], b["errors"]
+        def encode(wave):
+            with torch.autocast(dev.type, getattr(torch, self.amp_dtype or "float32"), enabled=self.amp_dtype is not None):
+                return model.encode_audio(wave.to(dev, non_blocking=True))
+        return encode, load_batches
+
+class TextCodec:
+    "Picklable recipe of the text encoder (captions; an empty caption is rejected)."
+    def __init__(self, model, device=None):
+        self.model = model if _device_of(model).type == "cpu" or device is not None else copy.deepcopy(model).cpu()
+        self.device = device
+    def __call__(self, items:pd.DataFrame):
+        dev = torch.device(self.device) if self.device is not None else (
+            _device_of(self.model) if _device_of(self.model).type != "cpu" else get_device("auto"))
+        model = self.model.to(dev).eval()
+        def load(row):
+            if not str(row.caption).strip(): raise SoundCollageError(f"{row.clip_id}: empty caption")
+            return str(row.caption)
+        return (lambda texts: model.encode_text(list(texts))), _threaded_loader(items, load, 1)
+
+@with_engine
 def embed_audio_store(manifest:pd.DataFrame, # clips (path, offset, duration)
                       out,                   # store folder
                       model,                 # a `clap_model.CLAP` (encode_audio, config.sample_rate)
@@ -198,24 +273,23 @@ def embed_audio_store(manifest:pd.DataFrame, # clips (path, offset, duration)
                       num_workers:int=2,     # DataLoader processes decoding audio while the model runs (0: this process)
                       amp_dtype:str=None,    # autocast dtype of the forward pass ("float16" / "bfloat16"; None: float32)
                       prefetch_factor:int=2, # batches each worker decodes ahead
+                      engine:str="local",    # "local", or "ray": shards embedded by Ray actors, each holding a copy of the model
+                      ray_address:str=None,  # ray: the cluster (None: the running Ray, else a local one)
+                      actors:int=1,          # ray: actors (model copies; one per GPU on a GPU cluster)
                      ) -> Path:
     "Teacher audio embeddings of every readable clip (centred 5 s crops at 44.1 kHz) into a float16 store; decoding overlaps the forward pass."
-    from soundcollage_nb.clap.data import ClipSource
     items = make_manifest(manifest)
-    dev = model.device if isinstance(getattr(model, "device", None), torch.device) else torch.device("cpu")
-    src = ClipSource(items, int(model.config.sample_rate), pad=pad, num_workers=num_workers if workers is None else workers,
-                     pin_memory=dev.type == "cuda", prefetch_factor=prefetch_factor)
-    def load_batches(batches):
-        for b in src.loader([[(j, "center", 0, 0) for j in bt] for bt in batches]): yield b["index"], b["wave"], b["errors"]
-    def encode(wave):
-        with torch.autocast(dev.type, getattr(torch, amp_dtype or "float32"), enabled=amp_dtype is not None):
-            return model.encode_audio(wave.to(dev, non_blocking=True))
+    codec = AudioCodec(model, pad, num_workers if workers is None else workers, amp_dtype, prefetch_factor,
+                       device=_device_of(model) if engine == "local" else None)
     try:
         with _Eval(model):
-            return embed_items(items, out, None, encode, "audio", encoder_name or f"CLAP:{model_fingerprint(model)}",
-                               chunk, batch_size, 1, overwrite, progress, load_batches=load_batches, meta_extra={"pad": pad})
-    finally: src.close()
+            return embed_items(items, out, None, None, "audio", encoder_name or f"CLAP:{model_fingerprint(model)}",
+                               chunk, batch_size, 1, overwrite, progress, meta_extra={"pad": pad}, codec=codec,
+                               engine=engine, actors=actors)
+    finally:
+        if getattr(codec, "source", None) is not None: codec.source.close()
 
+@with_engine
 def embed_text_store(manifest:pd.DataFrame,  # rows with a caption
                      out,                    # store folder
                      model,                  # a `clap_model.CLAP` (encode_text)
@@ -224,11 +298,13 @@ def embed_text_store(manifest:pd.DataFrame,  # rows with a caption
                      batch_size:int=256,     # captions per forward pass
                      overwrite:bool=False,
                      progress:bool=True,
+                     engine:str="local",     # "local" or "ray" (Ray actors, each holding a copy of the model)
+                     ray_address:str=None,
+                     actors:int=1,
                     ) -> Path:
     "Teacher text embeddings of every non-empty caption into a float16 store."
-    def load(row):
-        if not str(row.caption).strip(): raise SoundCollageError(f"{row.clip_id}: empty caption")
-        return str(row.caption)
     with _Eval(model):
-        return embed_items(manifest, out, load, lambda texts: model.encode_text(list(texts)), "text",
-                           encoder_name or f"CLAP:{model_fingerprint(model)}", chunk, batch_size, 1, overwrite, progress)
+        return embed_items(manifest, out, None, None, "text", encoder_name or f"CLAP:{model_fingerprint(model)}", chunk,
+                           batch_size, 1, overwrite, progress, codec=TextCodec(model, _device_of(model) if engine == "local" else None),
+                           engine=engine, actors=actors)
+

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..engine import with_engine
 from ..core import SoundCollageError, atomic_write, check_scale, is_done, mark_done, scale_table, shared_path, torch_threads
 from ..datasets import (make_manifest, manifest_fingerprint, FINGERPRINT_COLUMNS, read_manifest, write_manifest, audiocaps_manifest, audiocaps_split_manifest,
                                       audioset_manifest, clotho_split_manifest, esc50_manifest, fsd50k_manifest, fsdd_manifest,
@@ -311,10 +312,11 @@ def quantile_threshold(Q:np.ndarray, K:np.ndarray, q:float, best_only:bool=False
 
 def _slug(task:str) -> str: return re.sub(r"[^A-Za-z0-9]+", "_", task).strip("_")
 
-def teacher_stores(teacher_ckpt, data:dict, train_pairs:pd.DataFrame, sc:ClapScale, out, device:str="auto", progress:bool=False) -> dict:
+def teacher_stores(teacher_ckpt, data:dict, train_pairs:pd.DataFrame, sc:ClapScale, out, device:str="auto", progress:bool=False,
+                   engine:str="local") -> dict:
     "The teacher's float16 embedding stores (resumed, never overwritten): wild audio, the caption pool, its training captions, each task's prompts."
     out = Path(out); model = load_clap(teacher_ckpt, device=device).eval()
-    kw = dict(progress=progress)
+    kw = dict(progress=progress, engine=engine)
     st = {"wild": embed_audio_store(data["wild"], out/"wild", model, pad=sc.pad, num_workers=sc.num_workers, **kw),
           "captions": embed_text_store(data["captions"], out/"captions", model, **kw),
           "train_text": embed_text_store(train_pairs, out/"train_text", model, **kw)}
@@ -325,7 +327,8 @@ def _thr(sc:ClapScale, kind:str, task:str, Q, K, best_only:bool=False) -> float:
     q = getattr(sc, f"{kind}_quantile")
     return sc.threshold(kind, task) if q is None else quantile_threshold(Q, K, q, best_only)
 
-def improvement_sets(data:dict, teacher_ckpt, train_pairs:pd.DataFrame, sc:ClapScale, out, device:str="auto", progress:bool=False) -> dict:
+def improvement_sets(data:dict, teacher_ckpt, train_pairs:pd.DataFrame, sc:ClapScale, out, device:str="auto", progress:bool=False,
+                     engine:str="local") -> dict:
     "DU (one, data-unaware) and DS / ADS per target task (cached): {'sets': {'DU', 'DS/<task>', 'ADS/<task>': manifest}, 'thresholds': {...}}."
     out = Path(out); tasks = list(data["targets"])
     params = {"teacher": str(teacher_ckpt), "tasks": tasks, "scale": asdict(sc), "train": _fp(train_pairs)}
@@ -333,20 +336,20 @@ def improvement_sets(data:dict, teacher_ckpt, train_pairs:pd.DataFrame, sc:ClapS
     files = {n: out/(n.replace("/", "_").replace(" ", "_") + ".csv") for n in names}
     if is_done(out, params):
         return {"sets": {n: read_manifest(f) for n, f in files.items()}, "thresholds": json.loads((out/"thresholds.json").read_text())}
-    st = teacher_stores(teacher_ckpt, data, train_pairs, sc, out/"stores", device, progress)
+    st = teacher_stores(teacher_ckpt, data, train_pairs, sc, out/"stores", device, progress, engine)
     wild, caps, tt = st["wild"], st["captions"], st["train_text"]
     thr, sets = {}, {}
     thr["DU"] = _thr(sc, "du", None, wild.emb, caps.emb)
-    sets["DU"] = curate_du(wild.emb, caps.emb, wild.items, caps.items, thr["DU"], top_k=sc.du_top_k, max_pairs=sc.du_max_pairs, device=device)
+    sets["DU"] = curate_du(wild.emb, caps.emb, wild.items, caps.items, thr["DU"], top_k=sc.du_top_k, max_pairs=sc.du_max_pairs, device=device, engine=engine)
     for task in tasks:
         pr = st[f"prompts/{task}"]
         labels = [ls[0] for ls in pr.items.labels]
         thr[f"DS/{task}"] = _thr(sc, "ds", task, tt.emb, pr.emb, best_only=True)
-        ds = curate_ds(tt.emb, tt.items, pr.emb, labels, thr[f"DS/{task}"], device=device)
+        ds = curate_ds(tt.emb, tt.items, pr.emb, labels, thr[f"DS/{task}"], device=device, engine=engine)
         ds_text = tt.lookup(list(ds.text_id))
         if len(ds):
             thr[f"ADS/{task}"] = _thr(sc, "ads", task, wild.emb, ds_text)
-            ads = curate_ads(wild.emb, wild.items, ds, ds_text, thr[f"ADS/{task}"], top_k=sc.ads_top_k, max_pairs=sc.ads_max_pairs, device=device)
+            ads = curate_ads(wild.emb, wild.items, ds, ds_text, thr[f"ADS/{task}"], top_k=sc.ads_top_k, max_pairs=sc.ads_max_pairs, device=device, engine=engine)
         else: thr[f"ADS/{task}"], ads = float("nan"), sets["DU"].iloc[:0]
         sets[f"DS/{task}"], sets[f"ADS/{task}"] = ds, ads
     for n, m in sets.items(): write_manifest(m, files[n])
@@ -402,8 +405,9 @@ def zeroshot_accuracy(ckpt, data:dict, device:str="auto", tasks=None, pad:str="z
     return acc
 
 # %% ../../nbs/82_papers.clap_curation.ipynb #c016
+@with_engine
 def curation_run(scale:str, runs_dir, seed:int=0, fraction:float=1.0, device:str="auto", roots:dict=None,
-                 students=None, progress:bool=False, **overrides) -> dict:
+                 students=None, progress:bool=False, engine:str="local", ray_address:str=None, **overrides) -> dict:
     "Teacher, Improvement-Sets, students and zero-shot accuracies of one seed: {'counts', 'accuracy', 'thresholds', ...}."
     sc = clap_scale(scale, **overrides)
     students = students if students is not None else (STUDENTS if fraction == 1 else TABLE3_STUDENTS)
@@ -413,7 +417,7 @@ def curation_run(scale:str, runs_dir, seed:int=0, fraction:float=1.0, device:str
         base = Path(runs_dir)/"clap_curation"/f"teacher{int(round(fraction*100))}"/f"seed{seed}"
         tr, va = teacher_split(data, fraction, seed, sc)
         t = train_teacher(data, sc, base/"teacher", fraction, seed, device, progress, roots)
-        cur = improvement_sets(data, t, tr, sc, base/"curation", device, progress)
+        cur = improvement_sets(data, t, tr, sc, base/"curation", device, progress, engine)   # embedding + curation on the engine
         acc = {("teacher", task): a for task, a in zeroshot_accuracy(t, data, device, pad=sc.pad).items()}
         load_teacher = functools.cache(lambda: load_clap(t, device=device))   # read once, only if a student still has to train
         for name, strat, soft, task in student_plan(students, tasks):

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..core import SCALES, SoundCollageError, atomic_write, shared_path
+from ..engine import add_engine_args
 from ..datasets import manifest_fingerprint, FINGERPRINT_COLUMNS   # re-exported: the papers' cache keys
 
 # %% auto #0
@@ -195,6 +196,7 @@ def cmd_paper(args) -> int:
     if args.roots: params["roots"] = {k: str(Path(str(v)).expanduser().resolve()) for k, v in key_values(args.roots).items()}   # notebooks run in their own folder
     if args.override: params["overrides"] = key_values(args.override)
     if args.labeler: params["labeler"] = args.labeler
+    if args.engine != "local": params.update(engine=args.engine, ray_address=args.ray_address)
     idx = run_papers(args.scale, args.figures, args.runs, papers=papers, device=args.device, only=only, root=args.notebooks,
                      parameters=params, progress=not args.quiet)
     print(f"{idx.artefact.nunique()} artefacts from {idx.notebook.nunique()} notebooks at scale {args.scale}; "
@@ -215,6 +217,7 @@ def add_commands(sub) -> None:
     pa.add_argument("--override", nargs="*", metavar="KEY=VALUE", help="settings passed to the experiments, e.g. steps=2 inner_steps=1 (the rehearsal)")
     pa.add_argument("--labeler", default=None, help="naming model: yamnet, yamnet-tflite:PATH, yamnet-hub:HANDLE, ground-truth (default: the scale's)")
     pa.add_argument("--device", default="auto")
+    add_engine_args(pa)
     pa.add_argument("--quiet", action="store_true")
     pa.set_defaults(func=cmd_paper)
 

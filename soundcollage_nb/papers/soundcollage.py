@@ -16,7 +16,8 @@ from ..datasets import (esc50_manifest, audioset_manifest, audioset_subset, fsd5
 from ..synth import cached_synth_dataset, SynthConfig
 from ..soundcollage.pipeline import discover, clearest_task, load_item, task_side
 from ..soundcollage.downstream import heldout_eval, METRICS
-from ..soundcollage.labeling import default_labeler, Labeler
+from ..soundcollage.labeling import default_labeler, Labeler, RayLabeler
+from ..engine import with_engine
 from .runner import require_paths, fmt_mean_std, reported
 from ..datasets import manifest_fingerprint
 
@@ -101,16 +102,18 @@ def split_by_recording(manifest:pd.DataFrame,   # one label per clip and a recor
 RUNS = {"comp1": ("vocal",), "comp2": ("background",)}
 
 def run_experiment(name:str, manifest:pd.DataFrame, scale:str, runs_dir, seed:int=0, labeler="ground-truth",
-                   device:str="auto", n_tasks:int=32, components=("comp1", "comp2"), progress:bool=False, **overrides) -> Path:
+                   device:str="auto", n_tasks:int=32, components=("comp1", "comp2"), progress:bool=False,
+                   engine:str="local", ray_address:str=None, **overrides) -> Path:
     "Run (or reuse) Comp#1 / Comp#2 / baseline discovery on one dataset; returns its folder."
     out = Path(runs_dir)/"soundcollage"/name/f"seed{seed}"
     want = {"scale": scale, "n_tasks": n_tasks, "components": list(components), "data": manifest_fingerprint(manifest),
-            "labeler": labeler if isinstance(labeler, str) else type(labeler).__name__, **overrides}
+            "labeler": labeler if isinstance(labeler, str) else getattr(labeler, "local_type", type(labeler).__name__), **overrides}   # the engine is not part of the key
     if is_done(out, want): return out
     for i, run in enumerate(components):
         discover(manifest, out/run, labeler=labeler, scale=scale, components=RUNS[run], device=device, n_tasks=n_tasks,
                  progress=progress, baseline=(run == "comp2"), preprocess_dir=Path(runs_dir)/"soundcollage"/name/"preprocess",
-                 preprocess_components=("vocal", "background"), seed=seed, **overrides)
+                 preprocess_components=("vocal", "background"), seed=seed,
+                 engine=engine, ray_address=ray_address, **overrides)
     mark_done(out, want)
     return out
 
@@ -383,18 +386,19 @@ def _data_once(scale:str, runs_dir:str, roots:str) -> dict:
         for name in data["discover"]: write_manifest(missing, Path(runs_dir)/"soundcollage"/name/"missing.csv")
     return data
 
+@with_engine
 def paper_experiments(scale:str, runs_dir, seeds=(0,), labeler=None, device:str="auto", n_tasks:int=None,
-                      roots:dict=None, which=None, progress:bool=False, **overrides) -> dict:
+                      roots:dict=None, which=None, progress:bool=False, engine:str="local", ray_address:str=None, **overrides) -> dict:
     "{dataset name: [experiment folder per seed]} for the discovery datasets of a scale (or those named in `which`)."
     d = SOUNDCOLLAGE_SCALES[check_scale(scale)]
     data = _data(scale, runs_dir, roots)["discover"]
     unknown = set(which or ()) - set(data)
     if unknown: raise SoundCollageError(f"which: no dataset {sorted(unknown)} at scale {scale!r}; it has {sorted(data)}")
     lab = labeler if labeler is not None else default_paper_labeler(scale)
-    lab_obj = lab if (lab == "ground-truth" or isinstance(lab, Labeler)) else default_labeler(lab)   # one tagger for all runs
+    lab_obj = lab if (lab == "ground-truth" or isinstance(lab, Labeler)) else RayLabeler(lab) if engine == "ray" else default_labeler(lab)   # one tagger for all runs
     n_tasks = overrides.pop("n_tasks", None) or n_tasks or d.get("n_tasks", 32)
     return {name: [run_experiment(name, man, scale, runs_dir, seed=s, labeler=lab_obj, device=device, n_tasks=n_tasks,
-                                  progress=progress, **{**d.get("overrides", {}), **overrides}) for s in seeds]
+                                  progress=progress, engine=engine, **{**d.get("overrides", {}), **overrides}) for s in seeds]
             for name, man in data.items() if which is None or name in which}
 
 def paper_heldout(scale:str, runs_dir, roots:dict=None) -> dict:

@@ -19,6 +19,7 @@ from .preprocess import PreprocessConfig, preprocess_manifest
 from .discovery import config_for_scale, discover_tasks
 from .pipeline import discover
 from .labeling import default_labeler
+from ..engine import add_engine_args
 
 
 # %% auto #0
@@ -33,7 +34,7 @@ def cmd_preprocess(args) -> int:
         raise SoundCollageError(f"--components must list vocal and/or background, got {args.components!r}")
     cfg = PreprocessConfig(components=comps, penalty=args.penalty, pad_to=args.pad_to)
     res = preprocess_manifest(man, args.out, cfg, workers=args.workers, device=args.device,
-                              batch_size=args.batch_size, progress=not args.quiet)
+                              batch_size=args.batch_size, progress=not args.quiet, engine=args.engine, ray_address=args.ray_address)
     if len(early):
         rejected = pd.concat([early, res.rejected], ignore_index=True)
         write_manifest(rejected, Path(args.out)/"rejected.csv")
@@ -52,6 +53,7 @@ def _add_preprocess(sub):
     pp.add_argument("--batch-size", type=int, default=8, help="clips separated together")
     pp.add_argument("--penalty", type=float, default=45.0, help="PELT penalty of the change-point search")
     pp.add_argument("--pad-to", type=float, default=10.0, help="pad segments, centred, to this many seconds")
+    add_engine_args(pp)
     pp.add_argument("--quiet", action="store_true")
     pp.set_defaults(func=cmd_preprocess)
 
@@ -94,9 +96,10 @@ def cmd_discover(args) -> int:
     "Discover, name and score new classes in SRC; writes tables, collages and report.html under --out."
     if not Path(args.src).exists(): raise SoundCollageError(f"{args.src}: no such folder or manifest")
     comps = tuple(c.strip() for c in args.components.split(",") if c.strip())
-    labeler = args.labeler if args.labeler == "ground-truth" else default_labeler(args.labeler)
+    labeler = args.labeler if args.labeler == "ground-truth" or args.engine == "ray" else default_labeler(args.labeler)
     r = discover(args.src, args.out, labeler=labeler, scale=args.scale, components=comps, device=args.device,
-                 n_tasks=args.tasks, workers=args.workers, progress=not args.quiet, baseline=not args.no_baseline)
+                 n_tasks=args.tasks, workers=args.workers, progress=not args.quiet, baseline=not args.no_baseline,
+                 engine=args.engine, ray_address=args.ray_address)
     print(f"named with {r['labeler']}; {len(r['rejected'])} rejected; report -> {Path(args.out)/'report.html'}")
     _print_summary(r["summary"])
     return 0
@@ -119,6 +122,7 @@ def _add_discover(sub):
     ds.add_argument("--workers", type=int, default=1)
     ds.add_argument("--device", default="auto")
     ds.add_argument("--no-baseline", action="store_true", help="skip the un-preprocessed baseline run (whole-clip MFCCs)")
+    add_engine_args(ds)
     ds.add_argument("--quiet", action="store_true")
     ds.set_defaults(func=cmd_discover)
 

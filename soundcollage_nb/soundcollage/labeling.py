@@ -16,7 +16,7 @@ from ..audio import resample
 # %% auto #0
 __all__ = ['YAMNET_SR', 'YAMNET_WINDOW', 'YAMNET_HOP', 'YAMNET_HUB', 'YAMNET_INSTALL_HINT', 'YAMNET_ENV', 'n_windows',
            'frame_waveform', 'window_mask', 'Labeler', 'read_class_map', 'YamnetTFLite', 'tf_grow_gpu_memory',
-           'YamnetTFHub', 'GroundTruthLabeler', 'default_labeler']
+           'YamnetTFHub', 'GroundTruthLabeler', 'default_labeler', 'RayLabeler']
 
 # %% ../../nbs/30_soundcollage.labeling.ipynb #c005
 YAMNET_SR = 16_000       # YAMNet's sample rate (Hz)
@@ -236,3 +236,36 @@ def default_labeler(explicit=None,      # Labeler, "yamnet", "yamnet-tflite:PATH
     raise SoundCollageError("no YAMNet labeler could be loaded:\n  " + "\n  ".join(errors) +
                             f"\nProvide one: set {YAMNET_ENV}=/path/to/yamnet.tflite{hint} (or a SavedModel folder), "
                             f"pass --labeler yamnet-tflite:PATH, or {YAMNET_INSTALL_HINT}")
+
+# %% ../../nbs/30_soundcollage.labeling.ipynb #r001
+class _LabelerActor:
+    "Ray actor: builds its own labeler once (`default_labeler(spec)`: the model is loaded where it runs) and scores batches."
+    def __init__(self, spec): self.labeler = default_labeler(spec)
+    def __call__(self, batches): return [self.labeler.scores(segs, sr, valid) for segs, sr, valid in batches]
+
+class RayLabeler(Labeler):
+    "A labeler whose `scores` run on a pool of Ray actors, each holding a copy of the tagger (YAMNet) built from `spec`."
+    def __init__(self,
+                 spec=None,            # what `default_labeler` takes: "yamnet-tflite:PATH", "yamnet-hub:HANDLE", a picklable Labeler, None
+                 batch_size:int=32,    # segments per actor call
+                 actors:int=1,         # actors in the pool
+                 num_gpus:float=0,     # GPUs per actor (a TF-Hub YAMNet on a GPU cluster)
+                 address:str=None,     # Ray cluster (None: the running Ray, else a local one)
+                ):
+        from soundcollage_nb.engine import require_ray
+        require_ray()
+        if isinstance(spec, GroundTruthLabeler): raise SoundCollageError("the ground-truth labeler has no model to distribute")
+        local = default_labeler(spec)               # class names (and an early, local error for a bad spec)
+        self.spec, self.class_names, self.name = spec, list(local.class_names), f"ray:{local.name}"
+        self.local_type = type(local).__name__      # what the local run records (cache keys do not depend on the engine)
+        self.batch_size, self.actors, self.num_gpus, self.address = batch_size, actors, num_gpus, address
+    def scores(self, segments, sr, valid=None):
+        from soundcollage_nb.engine import Stage, ray_map, ray_session
+        if valid is not None and len(valid) != len(segments):
+            raise SoundCollageError(f"valid has {len(valid)} entries for {len(segments)} segments")
+        b = self.batch_size
+        batches = [(list(segments[i:i + b]), sr, None if valid is None else list(valid[i:i + b])) for i in range(0, len(segments), b)]
+        with ray_session(self.address):
+            parts = ray_map(batches, [Stage(_LabelerActor, "label", {"spec": self.spec}, actor=True, size=self.actors,
+                                            num_gpus=self.num_gpus)])
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.class_names)), np.float32)

@@ -17,7 +17,8 @@ from ..audio import load_audio
 from ..datasets import write_manifest, manifest_from, random_selection
 from .preprocess import PreprocessConfig, preprocess_manifest
 from .discovery import config_for_scale, discover_tasks
-from .labeling import default_labeler, Labeler, GroundTruthLabeler
+from .labeling import default_labeler, Labeler, GroundTruthLabeler, RayLabeler
+from ..engine import with_engine
 from .clarity import clarity_table, task_clarity, clarity_summary
 from .downstream import downstream_cv
 
@@ -184,15 +185,16 @@ def _collages(out:Path, tasks:pd.DataFrame, top:pd.DataFrame, segments:pd.DataFr
             dst.parent.mkdir(parents=True, exist_ok=True); shutil.copyfile(segments.path[r.index], dst)
             if segments.collage_path[r.index] is None: segments.loc[r.index, "collage_path"] = str(dst)
 
+@with_engine
 def discover(manifest, out, labeler=None, scale:str="smoke", components=("background",), device:str="auto",
              n_tasks:int=32, workers:int=1, progress:bool=True, baseline:bool=True, downstream:bool=True,
              preprocess_dir=None, preprocess_components=None, n_random:int=8, max_items:int=None, seed:int=0,
-             **discovery_overrides) -> dict:
+             engine:str="local", ray_address:str=None, **discovery_overrides) -> dict:
     "The whole SoundCollage pipeline on a manifest (DataFrame, CSV or folder); returns the written tables."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     man, early = manifest_from(manifest)
     pre = preprocess_manifest(man, preprocess_dir or out/"preprocess", PreprocessConfig(components=tuple(preprocess_components or components)),
-                              workers=workers, device=device, progress=progress)
+                              workers=workers, device=device, progress=progress, engine=engine)
     rejected = pd.concat([early, pre.rejected], ignore_index=True)
     write_manifest(rejected, out/"rejected.csv")
     keep = pre.segments.component.isin(components).to_numpy()     # a shared pre-processing may hold more components
@@ -204,6 +206,7 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
     config = lambda n_items, what: _fit_batches(config_for_scale(scale, n_tasks=n_tasks, d=max(n_tasks, 32), seed=seed,
                                                                  **discovery_overrides), n_items, what)
     ground_truth = isinstance(labeler, str) and labeler == "ground-truth"
+    if engine == "ray" and not ground_truth and not isinstance(labeler, (RayLabeler, GroundTruthLabeler)): labeler = RayLabeler(labeler)
     if not ground_truth and not isinstance(labeler, Labeler): labeler = default_labeler(labeler)
     labeler_for = lambda items: default_labeler("ground-truth", labels=ground_truth_labels(items, man)) if ground_truth else labeler
     hidden = set(h for hs in man.hidden_labels for h in hs) if "hidden_labels" in man.columns else set()

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 import soundcollage_nb
 from ..core import SoundCollageError, AudioLoadError, ParameterError, atomic_write, file_sha256, get_device
+from ..engine import Stage, cluster_gpus, ray_map, with_engine
 from ..audio import load_audio, save_audio
 from ..datasets import read_manifest, write_manifest, REJECTED_COLUMNS
 from .separate import repet_sim_batch, separation_width
@@ -203,6 +204,54 @@ def _run_split(chunks:list, out:Path, cfg:PreprocessConfig, dev, workers:int, ba
     return rejected
 
 
+# %% ../../nbs/13_soundcollage.preprocess.ipynb #r001
+def _ray_load(chunks:list, cfg:PreprocessConfig) -> list:
+    "Ray CPU task: decode a chunk's rows (`_load_chunk`); a chunk's state travels on from stage to stage."
+    out = []
+    for rows in chunks:
+        good, rej = _load_chunk(rows, cfg)
+        out.append({"rows": [r for r, _ in good], "ys": [y for _, y in good], "rejected": rej, "n": len(rows)})
+    return out
+
+def _ray_separate(states:list, cfg:PreprocessConfig, device:str="cpu") -> list:
+    "Ray stage: REPET-SIM of each chunk's clips, batched by length (`_separate`); a failing clip becomes its exception."
+    for st in states: st["seps"] = _stage(lambda b: _separate(b, cfg, device), st["ys"])
+    return states
+
+def _segment_or_error(y, sep, cfg:PreprocessConfig):
+    if isinstance(sep, Exception): return sep
+    try: return (y, sep, _segment(sep, cfg))
+    except Exception as e: return e
+
+def _ray_segment(states:list, cfg:PreprocessConfig) -> list:
+    "Ray CPU task: kernel change points of every separated component (`_segment`: librosa tempogram + ruptures)."
+    for st in states: st["items"] = [_segment_or_error(y, s, cfg) for y, s in zip(st.pop("ys"), st.pop("seps"))]
+    return states
+
+def _ray_finish(states:list, cfg:PreprocessConfig, out:str, device:str="cpu") -> list:
+    "Ray stage: 64×64 MFCCs (`_features`) and the clip's files and cache entry (`_write_results`); (rejects, clips) per chunk."
+    return [(st["rejected"] + _write_results(Path(out), st["rows"], _stage(lambda b: _features(b, cfg, device), st["items"]), cfg),
+             st["n"]) for st in states]
+
+class _OnDevice:
+    "Ray actor of a GPU stage: holds its device (CUDA context) and maps chunk states through `fn`."
+    def __init__(self, fn, **kw): self.fn, self.kw = fn, {**kw, "device": get_device("cuda")}
+    def __call__(self, states): return self.fn(states, **self.kw)
+
+def _ray_stages(cfg:PreprocessConfig, out:Path, gpus:float, gpus_per_actor:float) -> list:
+    "Decode and segmentation as CPU tasks; separation and MFCCs as tasks on CPU, as GPU actors when the cluster has GPUs."
+    dev = lambda fn, name, **kw: (Stage(_OnDevice, name, {"fn": fn, **kw}, actor=True, num_gpus=gpus_per_actor,
+                                        size=max(1, int(gpus / gpus_per_actor) // 2)) if gpus
+                                  else Stage(fn, name, kw))
+    return [Stage(_ray_load, "decode", {"cfg": cfg}), dev(_ray_separate, "separate", cfg=cfg),
+            Stage(_ray_segment, "segment", {"cfg": cfg}), dev(_ray_finish, "features", cfg=cfg, out=str(out))]
+
+def _run_ray(chunks:list, out:Path, cfg:PreprocessConfig, device, bar, gpus_per_actor:float=0.5) -> list:
+    "The Ray pipeline on the connected cluster: the local runner's stage functions mapped with Ray Data; the rejects."
+    gpus = cluster_gpus() if get_device(device).type != "cpu" or device == "auto" else 0
+    res = ray_map(chunks, _ray_stages(cfg, out, gpus, gpus_per_actor), on_result=lambda i, r: bar.update(r[1]))
+    return [x for rej, _ in res for x in rej]
+
 # %% ../../nbs/13_soundcollage.preprocess.ipynb #c012
 @dataclass
 class PreprocessResult:
@@ -232,18 +281,22 @@ def _assemble(manifest:pd.DataFrame, out:Path, cfg:PreprocessConfig, rejected:li
     B = np.concatenate(base_feats).astype(dtype) if base_feats else np.zeros((0, 64, 64), dtype)
     segments = pd.DataFrame(seg_rows, columns=["seg_id", "clip_id", "component", "start", "end", "path", "gain", "labels"])
     baseline = pd.DataFrame(base_rows, columns=["clip_id", "path", "labels", "width_frames", "width_shrunk"])
-    rej = pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
+    pos = {c: i for i, c in enumerate(manifest.clip_id)}
+    rej = pd.DataFrame(sorted(rejected, key=lambda r: pos.get(r[0], len(pos))), columns=REJECTED_COLUMNS)   # manifest order
     write_manifest(segments, out/"segments.csv"); write_manifest(baseline, out/"baseline.csv"); write_manifest(rej, out/"rejected.csv")
     for name, arr in [("features.npy", F), ("baseline_features.npy", B)]:
         with atomic_write(out/name) as tmp: np.save(tmp, arr)
     return PreprocessResult(segments, F, baseline, B, rej, out)
 
+@with_engine
 def preprocess_manifest(manifest, out, cfg:PreprocessConfig=PreprocessConfig(),
                         workers:int=1,          # CPU processes (chunk workers, or the split pipeline's pool)
                         device:str="auto",      # "auto" (CUDA if present), "cpu", "cuda"
                         batch_size:int=8,       # clips per chunk (batched separation / MFCCs)
                         progress:bool=True,     # tqdm bar
                         pipeline:str="auto",    # "chunks", "split" or "auto" (split on an accelerator)
+                        engine:str="local",     # "local" (this machine) or "ray" (a Ray cluster: `ray_address`)
+                        ray_address:str=None,   # Ray cluster to join (None: the running Ray, else a local one)
                        ) -> PreprocessResult:
     "Pre-process every clip of `manifest` (a DataFrame or a manifest CSV) into `out`; resumable."
     if pipeline not in ("auto", "chunks", "split"): raise ParameterError(f'pipeline must be "auto", "chunks" or "split", got {pipeline!r}')
@@ -262,7 +315,9 @@ def preprocess_manifest(manifest, out, cfg:PreprocessConfig=PreprocessConfig(),
     threads = max(1, (os.cpu_count() or 1)//workers)
     chunks = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
     bar = tqdm(total=len(todo), desc="preprocess", disable=not progress, unit="clip")
-    if split:
+    if engine == "ray":
+        if chunks: rejected += _run_ray(chunks, out, cfg, device, bar)
+    elif split:
         if chunks: rejected += _run_split(chunks, out, cfg, dev, workers, bar)
     elif workers == 1:
         for ch in chunks:
