@@ -12,7 +12,7 @@ SEEDS ?=
 PAPERS ?= soundcollage,clap_curation
 ROOTS ?=
 
-.PHONY: install demo test nbtest pytest papertest rehearse paper export clean-nbs readme
+.PHONY: install demo test nbtest pytest papertest rehearse rehearse-soundcollage rehearse-clap paper export clean-nbs readme
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ install: $(STAMP)
 demo: install
 	$(BIN)/soundcollage demo --out demo_out
 
-test: install nbtest pytest papertest rehearse
+# After the notebooks (two at a time), pytest and the smoke papers run side by side, then the two papers' rehearsals:
+# one thread each, output grouped per target (-O).
+test: install nbtest
+	OMP_NUM_THREADS=1 $(MAKE) -j2 -O pytest papertest
+	$(MAKE) rehearse
 
 # Two notebooks run at once on a 2-core machine: one BLAS/OpenMP thread each (oversubscribed torch threads
 # made the discovery notebooks 3-6x slower).
@@ -64,11 +68,17 @@ REHEARSE_LABELER ?= $(if $(wildcard $(YAMNET_TFLITE)),yamnet-tflite:$(YAMNET_TFL
 rehearse: install
 	rm -rf $(REHEARSAL)
 	$(BIN)/soundcollage fixtures full --out $(REHEARSAL)/data
-	$(BIN)/soundcollage paper --scale full --papers soundcollage --device cpu --figures $(REHEARSAL)/figures --runs $(REHEARSAL)/runs \
-	  --roots audioset=$(REHEARSAL)/data/audioset fsd50k=$(REHEARSAL)/data/fsd50k --override $(REHEARSE_OVERRIDES) --labeler $(REHEARSE_LABELER)
-	$(BIN)/soundcollage paper --scale full --papers clap_curation --device cpu --figures $(REHEARSAL)/figures --runs $(REHEARSAL)/runs \
-	  --roots $(CLAP_ROOTS) --override $(CLAP_REHEARSE_OVERRIDES)
+	OMP_NUM_THREADS=1 $(MAKE) -j2 -O rehearse-soundcollage rehearse-clap
 	find $(REHEARSAL)/runs -name '*.pt' -delete    # ~0.8 GB per CLAP checkpoint at full width
+
+# The two rehearsals write their own figure folders (each run_papers keeps an INDEX of its folder).
+rehearse-soundcollage: install
+	$(BIN)/soundcollage paper --scale full --papers soundcollage --device cpu --figures $(REHEARSAL)/figures/soundcollage-full --runs $(REHEARSAL)/runs \
+	  --roots audioset=$(REHEARSAL)/data/audioset fsd50k=$(REHEARSAL)/data/fsd50k --override $(REHEARSE_OVERRIDES) --labeler $(REHEARSE_LABELER)
+
+rehearse-clap: install
+	$(BIN)/soundcollage paper --scale full --papers clap_curation --device cpu --figures $(REHEARSAL)/figures/clap-full --runs $(REHEARSAL)/runs \
+	  --roots $(CLAP_ROOTS) --override $(CLAP_REHEARSE_OVERRIDES)
 
 export: install
 	$(BIN)/nbdev-export

@@ -127,8 +127,9 @@ def main():
             (res, n), warm = clock(lambda: getattr(st, s)("ray", out()))
             same = np.allclose(res, ref[s], atol=2e-3 * max(1.0, float(np.abs(ref[s]).max()) if np.size(ref[s]) else 1.0))
             rate[(s, f"ray{w}")] = n / warm
-            print(f"{s:>10} ray {w} worker{'s' if w > 1 else ' '} {n / warm:9.1f} /s  (warm {warm:.1f} s, cold {cold:.1f} s)  "
-                  f"same as local: {same}")
+            fixed = warm - n / (w * rate[(s, "local")])     # beyond the local time at w x the local rate: Ray's cost per call
+            print(f"{s:>10} ray {w} worker{'s' if w > 1 else ' '} {n / warm:9.1f} /s  (warm {warm:.1f} s, cold {cold:.1f} s; "
+                  f"{fixed:+.1f} s vs local x {w})  same as local: {same}")
             if not same: raise SystemExit(f"{s}: the Ray result differs from the local one")
         ray.shutdown()
     shutil.rmtree(tmp, ignore_errors=True)

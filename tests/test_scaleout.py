@@ -153,6 +153,23 @@ def test_ray_labeler_equals_local(cluster, synth):
     assert lab.local_type == "YamnetTFLite" and lab.class_names == default_labeler(spec).class_names
 
 
+@pytest.mark.skipif(TFLITE is None, reason="../shared YAMNet .tflite not found")
+def test_discover_on_ray_names_like_local(cluster, synth, tmp_path):
+    "`discover(engine=\"ray\")`: its pre-processing and naming on Ray; every table equal to the local run's."
+    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert (the YAMNet .tflite runtime) is not installed")
+    from soundcollage_nb.soundcollage.pipeline import discover
+    kw = dict(labeler=f"yamnet-tflite:{TFLITE}", scale="smoke", device="cpu", n_tasks=2, n_random=2, progress=False, baseline=False,
+              downstream=False, epochs=1, inner_steps=2, batch_size=4, heldout_size=4, as_epochs=1, as_batch_size=8)
+    discover(synth, tmp_path / "local", **kw)
+    arm_fault(cluster, "label")
+    r = discover(synth, tmp_path / "ray", engine="ray", **kw)
+    assert fired(cluster, "label") and r["labeler"] == "RayLabeler"
+    for name in ("tasks.csv", "labels.csv", "clarity.csv", "rejected.csv", "random/labels.csv"):
+        a, b = (tmp_path / "local" / name).read_text(), (tmp_path / "ray" / name).read_text()
+        assert a.replace(str(tmp_path / "local"), "OUT") == b.replace(str(tmp_path / "ray"), "OUT"), name
+    assert "corrupt" in (tmp_path / "ray" / "rejected.csv").read_text()
+
+
 # ---------------------------------------------------------------- embedding
 @pytest.fixture(scope="module")
 def teacher():
