@@ -83,3 +83,25 @@ def test_demo_writes_report(tmp_path):
     summary = pd.read_csv(tmp_path / "demo" / "summary.csv").set_index("run")
     assert list(summary.index) == ["soundcollage", "baseline"] and (summary.n_hidden == 6).all()
     assert "hidden classes recovered" in r.stdout
+
+
+def test_discover_names_with_a_clap_teacher(tmp_path):
+    "Issue 18, item 4: a teacher trained by clap-train names the discovered classes (--labeler clap:CKPT,vocab=FILE)."
+    assert run("synth", "--out", tmp_path / "s", "--n", 16, "--seed", 3, "--min-duration", 5, "--max-duration", 6, "--quiet").returncode == 0
+    man = pd.read_csv(tmp_path / "s" / "manifest.csv")
+    hidden = man.hidden_labels.map(lambda s: s.strip("[]").replace('"', "").split(",")[0].strip())
+    pairs = pd.DataFrame({"clip_id": man.clip_id, "path": man.path, "caption": [f"a sound of {h}" for h in hidden]})
+    pairs.to_csv(tmp_path / "pairs.csv", index=False)
+    r = run("clap-train", "--train", tmp_path / "pairs.csv", "--out", tmp_path / "teacher", "--epochs", 1, "--batch-size", 4,
+            "--width", 0.125, "--text-model", "minilm", "--device", "cpu", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    vocab = sorted(set(hidden)) + ["speech", "music"]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    r = run("discover", tmp_path / "s", "--out", tmp_path / "d", "--labeler", f"clap:{tmp_path / 'teacher' / 'best.pt'},vocab={tmp_path / 'vocab.txt'}",
+            "--tasks", 2, "--no-baseline", "--device", "cpu", "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "named with ClapLabeler" in r.stdout
+    labels = pd.read_csv(tmp_path / "d" / "labels.csv")
+    assert len(labels) and set(labels.label) <= set(vocab) | {"Silence"}
+    assert (labels.groupby(["task", "side", "sample"]).size() <= 10).all()        # top-10 per segment, as for YAMNet
+    assert (tmp_path / "d" / "clarity.csv").exists() and (tmp_path / "d" / "report.html").exists()

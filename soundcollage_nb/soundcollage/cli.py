@@ -115,7 +115,7 @@ def _add_discover(sub):
     ds = sub.add_parser("discover", help="the whole pipeline: discover, name and score new classes, write report.html")
     ds.add_argument("src", help="folder of audio or manifest CSV")
     ds.add_argument("--out", required=True)
-    ds.add_argument("--labeler", default=None, help="yamnet, yamnet-tflite:PATH, yamnet-hub:HANDLE or ground-truth (default: $SOUNDCOLLAGE_YAMNET, else TF-Hub)")
+    ds.add_argument("--labeler", default=None, help="yamnet, yamnet-tflite:PATH, yamnet-hub:HANDLE, clap:CHECKPOINT[,vocab=FILE][,config=rehearsal] (open vocabulary; default the AudioSet ontology's names) or ground-truth (default: $SOUNDCOLLAGE_YAMNET, else TF-Hub)")
     ds.add_argument("--scale", default="smoke", choices=SCALES)
     ds.add_argument("--components", default="background", help="vocal and/or background")
     ds.add_argument("--tasks", type=int, default=32)

@@ -16,7 +16,7 @@ from ..audio import resample
 # %% auto #0
 __all__ = ['YAMNET_SR', 'YAMNET_WINDOW', 'YAMNET_HOP', 'YAMNET_HUB', 'YAMNET_INSTALL_HINT', 'YAMNET_ENV', 'n_windows',
            'frame_waveform', 'window_mask', 'Labeler', 'read_class_map', 'YamnetTFLite', 'tf_grow_gpu_memory',
-           'YamnetTFHub', 'GroundTruthLabeler', 'default_labeler', 'RayLabeler']
+           'YamnetTFHub', 'GroundTruthLabeler', 'default_labeler', 'RayLabeler', 'read_vocabulary', 'ClapLabeler']
 
 # %% ../../nbs/30_soundcollage.labeling.ipynb #c005
 YAMNET_SR = 16_000       # YAMNet's sample rate (Hz)
@@ -209,7 +209,7 @@ def _from_spec(spec:str) -> Labeler:
     if spec.endswith(".tflite"): return YamnetTFLite(spec)
     return YamnetTFHub(spec)
 
-def default_labeler(explicit=None,      # Labeler, "yamnet", "yamnet-tflite:PATH", "yamnet-hub:HANDLE", "ground-truth", or None
+def default_labeler(explicit=None,      # Labeler, "yamnet", "yamnet-tflite:PATH", "yamnet-hub:HANDLE", "clap:CKPT[,vocab=FILE]", "ground-truth", or None
                     labels:list=None,   # per-sample labels for "ground-truth"
                    ) -> Labeler:
     "The labeler to use: `explicit`, else `$SOUNDCOLLAGE_YAMNET`, else YAMNet from TF-Hub."
@@ -218,12 +218,13 @@ def default_labeler(explicit=None,      # Labeler, "yamnet", "yamnet-tflite:PATH
         spec = str(explicit)
         if spec.startswith("yamnet-tflite:"): return YamnetTFLite(spec.split(":", 1)[1])
         if spec.startswith("yamnet-hub:"): return YamnetTFHub(spec.split(":", 1)[1])
+        if spec.startswith("clap:"): return ClapLabeler.from_spec(spec)
         if spec == "ground-truth":
             if labels is None: raise SoundCollageError("the ground-truth labeler needs the samples' labels (labels=...)")
             return GroundTruthLabeler(labels)
         if spec != "yamnet":
             raise SoundCollageError(f"unknown labeler {spec!r}: use 'yamnet', 'yamnet-tflite:PATH', "
-                                    "'yamnet-hub:HANDLE' or 'ground-truth'")
+                                    "'yamnet-hub:HANDLE', 'clap:CHECKPOINT[,vocab=FILE]' or 'ground-truth'")
     errors = []
     env = os.environ.get(YAMNET_ENV, "").strip()
     if env:
@@ -269,3 +270,95 @@ class RayLabeler(Labeler):
             parts = ray_map(batches, [Stage(_LabelerActor, "label", {"spec": self.spec}, actor=True, size=self.actors,
                                             num_gpus=self.num_gpus)])
         return np.concatenate(parts) if parts else np.zeros((0, len(self.class_names)), np.float32)
+
+# %% ../../nbs/30_soundcollage.labeling.ipynb #r003
+def read_vocabulary(path) -> list:
+    "Names from an AudioSet `ontology.json` (no abstract / blacklisted nodes), a class-map CSV, or a file of one name per line."
+    p = Path(path)
+    if not p.is_file(): raise SoundCollageError(f"{p}: vocabulary file not found")
+    if p.suffix.lower() == ".json":
+        import json
+        names = [n["name"] for n in json.loads(p.read_text()) if not {"abstract", "blacklist"} & set(n.get("restrictions", []))]
+    elif p.suffix.lower() == ".csv": names = _class_names_from_csv(p.read_text())
+    else: names = [l.strip() for l in p.read_text().splitlines() if l.strip()]
+    names = list(dict.fromkeys(names))            # first occurrence of each name, in order
+    if not names: raise SoundCollageError(f"{p}: no names in the vocabulary")
+    return names
+
+def _load_any_clap(checkpoint, config:str=None, device="auto"):
+    "A `clap-train` checkpoint, or an MS-CLAP 2022 one (built with `config`: None = the 2022 model, 'rehearsal' = BERT-base offline)."
+    import torch
+    from soundcollage_nb.clap.model import CLAP, CLAPConfig, load_clap, load_msclap_checkpoint, rehearsal_model_config
+    from soundcollage_nb.core import get_device
+    try: return load_clap(checkpoint, device=device)
+    except SoundCollageError as e:
+        if "not a soundcollage CLAP checkpoint" not in str(e): raise
+        src = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        src = src.get("model", src) if isinstance(src, dict) else {}
+        if not any(str(k).startswith("caption_encoder.") for k in src):
+            raise SoundCollageError(f"{checkpoint}: neither a clap-train checkpoint nor an MS-CLAP 2022 one (no caption_encoder.* weights)") from None
+    cfg = rehearsal_model_config() if config == "rehearsal" else CLAPConfig()
+    return load_msclap_checkpoint(CLAP(cfg, init_weights=False), str(checkpoint)).to(get_device(device))
+
+class ClapLabeler(Labeler):
+    "Names segments with a CLAP model, zero-shot over an open vocabulary (the AudioSet ontology's names by default)."
+    def __init__(self,
+                 checkpoint,              # `clap-train` checkpoint, or MS-CLAP 2022 `CLAP_weights_2022.pth`
+                 vocab=None,              # list of names or a vocabulary file (None: ../shared's AudioSet ontology.json)
+                 template:str=None,       # prompt with {label} (None: "this is a sound of {label}")
+                 config:str=None,         # MS-CLAP checkpoints: None (the 2022 model) or "rehearsal" (offline BERT-base)
+                 pad:str="zero",          # short segments: "zero" (the curation paper) or "repeat" (msclap)
+                 batch_size:int=16,       # segments per forward pass
+                 device:str="auto",
+                 model=None,              # an already-built CLAP instead of `checkpoint`
+                ):
+        import torch
+        from soundcollage_nb.clap.zeroshot import DEFAULT_TEMPLATE, class_prompt, embed_texts
+        if vocab is None:
+            onto = shared_path("data", "audioset", "ontology.json")
+            if onto is None: raise SoundCollageError("ClapLabeler: no vocabulary given and no AudioSet ontology.json found; pass vocab=FILE")
+            vocab = onto
+        self.class_names = list(dict.fromkeys(str(v) for v in vocab)) if isinstance(vocab, (list, tuple)) else read_vocabulary(vocab)
+        self.model = (model if model is not None else _load_any_clap(checkpoint, config, device)).eval()
+        self.template, self.pad, self.batch_size = template or DEFAULT_TEMPLATE, pad, batch_size
+        self.text = embed_texts(self.model, [class_prompt(n, self.template) for n in self.class_names])
+        self.scale = float(self.model.logit_scale.exp())
+        self.name = f"clap:{Path(str(checkpoint)).name}" if checkpoint is not None else "clap"
+
+    @classmethod
+    def from_spec(cls, spec:str):
+        "'clap:CHECKPOINT[,vocab=FILE][,config=rehearsal][,pad=repeat]' -> a ClapLabeler."
+        path, *opts = spec.split(":", 1)[1].split(",")
+        kw = {}
+        for o in opts:
+            k, sep, v = o.partition("=")
+            if not sep or k not in ("vocab", "config", "pad", "template"): raise SoundCollageError(f"{spec}: unknown option {o!r} (vocab=, config=, pad=, template=)")
+            kw[k] = v
+        return cls(path, **kw)
+
+    def embed(self, segments, sr, valid=None) -> np.ndarray:
+        "L2-normalised audio embeddings of the segments' real parts (centre 5 s at the model's rate)."
+        import torch
+        from soundcollage_nb.clap.data import CLIP_SECONDS, crop_or_repeat
+        if valid is not None and len(valid) != len(segments):
+            raise SoundCollageError(f"valid has {len(valid)} entries for {len(segments)} segments")
+        msr = int(self.model.config.sample_rate); n = int(round(msr * CLIP_SECONDS))
+        waves = []
+        for i, seg in enumerate(segments):
+            y = np.asarray(seg, dtype=np.float32)
+            if y.ndim != 1: raise SoundCollageError(f"segment {i}: expected a mono (n,) array, got shape {y.shape}")
+            if valid is not None and valid[i] is not None: y = y[int(valid[i][0]):int(valid[i][0]) + max(1, int(valid[i][1]))]
+            if len(y) == 0: raise SoundCollageError(f"segment {i} is empty")
+            waves.append(crop_or_repeat(resample(y, int(sr), msr) if int(sr) != msr else y, n, "center", pad=self.pad))
+        dev = next(self.model.parameters()).device
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(waves), self.batch_size):
+                out.append(self.model.encode_audio(torch.from_numpy(np.stack(waves[s:s + self.batch_size])).to(dev)).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.text.shape[1]), np.float32)
+
+    def scores(self, segments, sr, valid=None) -> np.ndarray:
+        "Zero-shot probabilities `(n, len(vocabulary))`: softmax over the names of the logit-scaled cosines."
+        z = self.scale * (self.embed(segments, sr, valid) @ self.text.T)
+        z = np.exp(z - z.max(axis=1, keepdims=True)) if len(z) else z
+        return (z / z.sum(axis=1, keepdims=True)).astype(np.float32) if len(z) else np.zeros((0, len(self.class_names)), np.float32)
