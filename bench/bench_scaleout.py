@@ -14,7 +14,9 @@ embedding; random unit float16 embeddings (d = 512) for the curation search.
 
 RESULT lines: ray_preprocess_speedup_2w (Ray 2 workers / Ray 1 worker, clips/s), ray_overhead_1w (local / Ray 1
 worker, both warm: > 1 means Ray is that many times slower on one core), <stage>_clips_per_s_{local,ray1,ray2} for every
-stage and preprocess_clips_per_s_local_2proc (the local runner's 2 worker processes). Every call of a Ray stage starts
+stage and preprocess_clips_per_s_local_2proc (the local runner's 2 worker processes); ray_search_worker_peak_mb_block{1024,4096}
+(a search worker's peak extra memory, measured inside the worker with `peak_memory`) and
+ray_search_worker_peak_growth_4x_queries (the same at 4x the query rows: ~1 when memory is bounded by the block, not the corpus). Every call of a Ray stage starts
 its own actor pool (a worker process importing torch / TF-Lite and building the model), so for the actor stages
 (naming, embedding) "warm" still includes that start; run OMP_NUM_THREADS=1 so that local and Ray use one thread each.
 """
@@ -88,6 +90,30 @@ class Stages:
         return r.to_numpy(np.float64), len(self.Q)
 
 
+def _part_peak(items, refs, keys, block):
+    "Ray task: the peak extra memory of this worker's `search_pairs` on its part (the function the Ray search runs)."
+    import ray
+    from soundcollage_nb.clap.curate import peak_memory, search_pairs
+    return [peak_memory(search_pairs, ray.get(refs[k]), keys, 0.15, 5, block, 4096, "cpu")[1] for k in items]
+
+
+def worker_memory(ray):
+    "Peak memory of one search worker on parts of 8,192 query rows (d 512) against 4,096 keys, at two block sizes and two corpus sizes."
+    from soundcollage_nb.clap.curate import normalize_rows
+    from soundcollage_nb.engine import Stage, ray_map
+    rng = np.random.default_rng(0)
+    K = normalize_rows(rng.standard_normal((4096, 512))).astype(np.float16)
+    res = {}
+    for n in (16384, 65536):
+        Q = normalize_rows(rng.standard_normal((n, 512))).astype(np.float16)
+        refs = [ray.put(np.ascontiguousarray(Q[s:s + 8192])) for s in range(0, n, 8192)]
+        for block in (1024, 4096):
+            mb = ray_map(list(range(len(refs))), [Stage(_part_peak, "peak", dict(refs=refs, keys=K, block=block))])
+            res[(n, block)] = max(mb)
+            print(f"    search worker peak, {n:6d} queries, block {block}: {max(mb):6.1f} MB (max over {len(mb)} parts)")
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=32, help="10 s clips")
@@ -131,10 +157,14 @@ def main():
             print(f"{s:>10} ray {w} worker{'s' if w > 1 else ' '} {n / warm:9.1f} /s  (warm {warm:.1f} s, cold {cold:.1f} s; "
                   f"{fixed:+.1f} s vs local x {w})  same as local: {same}")
             if not same: raise SystemExit(f"{s}: the Ray result differs from the local one")
+        if w == 2 and "curate" in stages: mem = worker_memory(ray)
         ray.shutdown()
     shutil.rmtree(tmp, ignore_errors=True)
     for s in stages:
         for e in ("local", "ray1", "ray2"): print(f"RESULT {s}_clips_per_s_{e} {rate[(s, e)]:.2f}")
+    if "curate" in stages:
+        for b in (1024, 4096): print(f"RESULT ray_search_worker_peak_mb_block{b} {max(mem[(n, b)] for n in (16384, 65536)):.1f}")
+        print(f"RESULT ray_search_worker_peak_growth_4x_queries {mem[(65536, 4096)] / mem[(16384, 4096)]:.3f}")
     if "preprocess" in stages:
         print(f"RESULT ray_preprocess_speedup_2w {rate[('preprocess', 'ray2')] / rate[('preprocess', 'ray1')]:.3f}")
         print(f"RESULT ray_overhead_1w {rate[('preprocess', 'local')] / rate[('preprocess', 'ray1')]:.3f}")
