@@ -206,6 +206,27 @@ def test_embed_stores_equal_and_resume(cluster, teacher, synth, tmp_path):
     x, y = load_store(tmp_path / "t_local"), load_store(tmp_path / "t_ray")
     assert x.ids == y.ids == ["c0", "c1", "c3", "c4"] and y.rejected.clip_id.tolist() == ["c2", "c5"]
     np.testing.assert_allclose(x.emb.astype(np.float32), y.emb.astype(np.float32), atol=2e-3)
+    # the commands: clap-embed and clap-curate with --engine ray on this cluster give the local results
+    import torch
+    from dataclasses import asdict
+    from soundcollage_nb.clap.model import clap_state
+    ck = tmp_path / "teacher.pt"; torch.save({"model": clap_state(teacher), "model_config": asdict(teacher.config)}, ck)
+    man = write_manifest(clips, tmp_path / "clips.csv")
+    exe, addr = str(Path(sys.executable).parent / "soundcollage"), ray.get_runtime_context().gcs_address
+    sh = lambda *a: subprocess.run([exe, *map(str, a)], capture_output=True, text=True, timeout=600)
+    r = sh("clap-embed", "--teacher", ck, "--kind", "audio", "--manifest", man, "--out", tmp_path / "a_cli", "--chunk", 3,
+           "--batch-size", 2, "--workers", 1, "--device", "cpu", "--engine", "ray", "--ray-address", addr, "--actors", 2, "--quiet")
+    assert r.returncode == 0, r.stderr[-2000:]
+    c = load_store(tmp_path / "a_cli")
+    assert c.ids == a.ids and c.rejected.clip_id.tolist() == ["corrupt"]
+    np.testing.assert_allclose(c.emb.astype(np.float32), a.emb.astype(np.float32), atol=2e-3)
+    for engine in ("local", "ray"):
+        r = sh("clap-curate", "--strategy", "du", "--threshold", -1, "--top-k", 2, "--audio-store", tmp_path / "a_local",
+               "--text-store", tmp_path / "t_local", "--out", tmp_path / f"cur_{engine}", "--device", "cpu", "--block", 4,
+               "--engine", engine, "--ray-address", addr, "--quiet")
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "cur_local" / "du.csv").read_bytes() == (tmp_path / "cur_ray" / "du.csv").read_bytes()
+    assert len(pd.read_csv(tmp_path / "cur_ray" / "du.csv")) == 2 * len(a)
 
 
 # ---------------------------------------------------------------- curation
