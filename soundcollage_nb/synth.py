@@ -13,13 +13,14 @@ from scipy.signal import lfilter
 from tqdm.auto import tqdm
 
 from .audio import save_audio
-from .core import is_done, mark_done
+from .core import ParameterError, SoundCollageError, is_done, mark_done
 from .datasets import make_manifest, read_manifest, write_manifest
 
 # %% auto #0
-__all__ = ['FOREGROUND_CLASSES', 'BACKGROUND_CLASSES', 'VOWEL_FORMANTS', 'SOURCES', 'SynthConfig', 'adult_speech', 'child_speech',
-           'babble', 'rain', 'engine', 'birds', 'siren', 'clock', 'knock', 'synth_clip', 'synth_dataset',
-           'write_synth_dataset', 'cached_synth_dataset']
+__all__ = ['FOREGROUND_CLASSES', 'BACKGROUND_CLASSES', 'VOWEL_FORMANTS', 'SOURCES', 'ESC50_MAJOR', 'SynthConfig', 'adult_speech',
+           'child_speech', 'babble', 'rain', 'engine', 'birds', 'siren', 'clock', 'knock', 'synth_clip',
+           'synth_dataset', 'write_synth_dataset', 'cached_synth_dataset', 'esc50_major_category',
+           'speech_over_backgrounds']
 
 # %% ../nbs/03_synth.ipynb #c005
 FOREGROUND_CLASSES = ("adult_speech", "child_speech", "babble")
@@ -225,3 +226,66 @@ def cached_synth_dataset(out, n:int, seed:int=0, config:SynthConfig=SynthConfig(
     mark_done(out, key, "synth.json")
     return man
 
+
+# %% ../nbs/03_synth.ipynb #m001
+ESC50_MAJOR = ("animals", "natural soundscapes & water", "human non-speech", "interior/domestic", "exterior/urban")
+
+def esc50_major_category(target:int) -> str:
+    "The ESC-50 major category of a class target 0-49 (ten classes each, in the dataset's order)."
+    if not 0 <= int(target) < 50: raise ParameterError(f"ESC-50 targets are 0-49, got {target!r}")
+    return ESC50_MAJOR[int(target) // 10]
+
+def _speech_track(utterances:list, n:int, sr:int, rng, gap=(0.1, 0.4)) -> tuple:
+    "Utterances (drawn with replacement, in a random order) with random gaps until `n` samples: (track, activity mask, ids)."
+    track, active, used, k = np.zeros(n, np.float32), np.zeros(n, bool), [], int(rng.uniform(*gap)*sr)
+    while k < n:
+        uid, y = utterances[int(rng.integers(len(utterances)))]
+        m = min(len(y), n - k)
+        track[k:k + m] = y[:m]; active[k:k + m] = True; used.append(uid)
+        k += m + int(rng.uniform(*gap)*sr)
+    return track, active, used
+
+def speech_over_backgrounds(speech:pd.DataFrame,       # FSDD manifest (`fsdd_manifest`: a `speaker` column)
+                            backgrounds:pd.DataFrame,  # ESC-50 manifest (`esc50_manifest`: `target`, `src_file`)
+                            out,                       # folder: audio/*.flac and manifest.csv
+                            snr_db:float=0.0,          # speech-to-background RMS ratio (dB)
+                            seed:int=0,
+                            sr:int=22050,
+                            duration:float=5.0,        # seconds per mixture (ESC-50 clips are 5 s)
+                            progress:bool=False,
+                           ) -> tuple:                 # (manifest, rejected)
+    "One mixture per background clip: one speaker's utterances over it at `snr_db`; given label = speaker, hidden = ESC-50 class + major category."
+    from soundcollage_nb.audio import load_audio
+    from soundcollage_nb.core import AudioLoadError
+    from soundcollage_nb.datasets import REJECTED_COLUMNS
+    out = Path(out); (out/"audio").mkdir(parents=True, exist_ok=True)
+    n, rejected = int(round(duration*sr)), []
+    by_speaker = {}
+    for r in speech.itertuples(index=False):
+        try: by_speaker.setdefault(r.speaker, []).append((r.clip_id, load_audio(r.path, sr)))
+        except AudioLoadError as e: rejected.append((r.clip_id, r.path, e.reason))
+    speakers = sorted(by_speaker)
+    if not speakers: raise SoundCollageError("speech_over_backgrounds: no readable speech")
+    rows = []
+    for i, b in enumerate(tqdm(list(backgrounds.itertuples(index=False)), desc="mix", disable=not progress)):
+        try: bg = load_audio(b.path, sr)
+        except AudioLoadError as e: rejected.append((b.clip_id, b.path, e.reason)); continue
+        bg = np.pad(bg, (0, max(0, n - len(bg))))[:n]
+        rms_bg = float(np.sqrt(np.mean(bg.astype(np.float64)**2)))
+        if not rms_bg > 0: rejected.append((b.clip_id, b.path, "silent background")); continue
+        rng = np.random.default_rng([seed, i])
+        spk = speakers[int(rng.integers(len(speakers)))]
+        sp, active, used = _speech_track(by_speaker[spk], n, sr, rng)
+        rms_sp = float(np.sqrt(np.mean(sp[active].astype(np.float64)**2)))
+        mix = sp*(rms_bg*10**(snr_db/20)/rms_sp) + bg
+        gain = min(1.0, 0.999/float(np.abs(mix).max()))
+        cid = f"mix_{b.clip_id}"
+        save_audio(out/"audio"/f"{cid}.flac", (mix*gain).astype(np.float32), sr)
+        rows.append({"clip_id": cid, "path": str((out/"audio"/f"{cid}.flac").resolve()), "offset": 0.0, "duration": duration,
+                     "labels": [spk], "hidden_labels": [b.labels[0], esc50_major_category(b.target)], "speaker": spk,
+                     "background": b.clip_id, "src_file": str(b.src_file), "fold": b.fold, "snr_db": float(snr_db),
+                     "gain": gain, "utterances": used, "source": "fsdd+esc50", "seed": seed})
+    man = make_manifest(rows)
+    write_manifest(man, out/"manifest.csv")
+    rej = pd.DataFrame(rejected, columns=REJECTED_COLUMNS); write_manifest(rej, out/"rejected.csv")
+    return man, rej
