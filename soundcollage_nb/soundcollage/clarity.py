@@ -10,7 +10,7 @@ import pandas as pd
 from ..core import SoundCollageError
 
 # %% auto #0
-__all__ = ['clarity_value', 'clarity_table', 'task_clarity', 'clarity_summary']
+__all__ = ['clarity_value', 'clarity_table', 'task_clarity', 'clarity_summary', 'group_clarity', 'group_summary']
 
 # %% ../../nbs/31_soundcollage.clarity.ipynb #c005
 def clarity_value(n0,                 # samples of side 0 carrying the label (scalar or array)
@@ -107,3 +107,40 @@ def clarity_summary(tasks_df:pd.DataFrame,       # discovered tasks: task[, data
                          silence_share=float((best == silence_label).mean()), n_classes=int(best.nunique()),
                          n_classes_no_silence=int(best[best != silence_label].nunique())))
     return pd.DataFrame(rows)
+
+# %% ../../nbs/31_soundcollage.clarity.ipynb #g001
+def group_clarity(table:pd.DataFrame,  # `clarity_table` of ground-truth labels
+                  groups:dict,         # {group name: labels}, e.g. {"background": ESC-50 classes, "speaker": speakers}
+                 ) -> pd.DataFrame:    # per task: best_<group>, best_<group>_label for each group, dominant
+    "Per task, the best clarity within each group of labels and the group its best label belongs to."
+    keys = _keys(table)
+    sets = {g: set(map(str, ls)) for g, ls in groups.items()}
+    rows = []
+    for key, t in table.groupby(keys, sort=True):
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        best_c, dominant = 0.0, None
+        for g, s in sets.items():
+            sub = t[t.label.astype(str).isin(s)]
+            top = sub.sort_values(["clarity", "label"], ascending=[False, True]).head(1)
+            c = float(top.clarity.iloc[0]) if len(top) else 0.0
+            row[f"best_{g}"], row[f"best_{g}_label"] = c, (str(top.label.iloc[0]) if len(top) else None)
+            if c > best_c: best_c, dominant = c, g
+        overall = float(t.clarity.max()) if len(t) else 0.0
+        row["dominant"] = dominant if len(t) and best_c >= overall and best_c > 0 else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+def group_summary(per_task:pd.DataFrame,  # `group_clarity` output (one run)
+                  groups,                 # the group names, in `group_clarity`'s order
+                  table:pd.DataFrame=None,# its clarity table, for the recovered labels
+                  min_clarity:float=0.5,
+                 ) -> dict:               # n_tasks, <group>_clarity, <group>_share, <group>_recovered
+    "Mean best clarity per group, share of tasks each group dominates, labels of each group recovered at >= min_clarity."
+    out = {"n_tasks": len(per_task)}
+    for g in groups:
+        out[f"{g}_clarity"] = float(per_task[f"best_{g}"].mean()) if len(per_task) else float("nan")
+        out[f"{g}_share"] = float((per_task.dominant == g).mean()) if len(per_task) else float("nan")
+        if table is not None and isinstance(groups, dict):
+            hit = table[(table.clarity >= min_clarity) & table.label.astype(str).isin(set(map(str, groups[g])))]
+            out[f"{g}_recovered"] = sorted(set(hit.label.astype(str)))
+    return out
