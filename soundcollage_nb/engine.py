@@ -129,13 +129,16 @@ def ray_map(items:list,          # picklable items (rows, chunks, shard numbers,
     return [out[i] for i in range(len(items))]
 
 # %% ../nbs/05_engine.ipynb #e016
+def _on_engine(engine:str, address:str, call):
+    "`call()`, inside one `ray_session(address)` when `engine` is \"ray\"."
+    if check_engine(engine) == "ray":
+        with ray_session(address): return call()
+    return call()
+
 def with_engine(fn):
     "Decorator: a call with `engine=\"ray\"` runs inside one `ray_session(ray_address)`, so a local Ray starts once per call, not per stage."
     @functools.wraps(fn)
-    def wrapper(*args, **kw):
-        if check_engine(kw.get("engine", "local")) == "ray":
-            with ray_session(kw.get("ray_address")): return fn(*args, **kw)
-        return fn(*args, **kw)
+    def wrapper(*args, **kw): return _on_engine(kw.get("engine", "local"), kw.get("ray_address"), lambda: fn(*args, **kw))
     return wrapper
 
 def add_engine_args(parser):
@@ -148,8 +151,5 @@ def add_engine_args(parser):
 def engine_command(cmd):
     "Decorator of a command `cmd(args)`: with `--engine ray` the whole command runs in one `ray_session(--ray-address)`."
     @functools.wraps(cmd)
-    def wrapper(args):
-        if check_engine(getattr(args, "engine", "local")) == "ray":
-            with ray_session(args.ray_address): return cmd(args)
-        return cmd(args)
+    def wrapper(args): return _on_engine(getattr(args, "engine", "local"), getattr(args, "ray_address", None), lambda: cmd(args))
     return wrapper

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import SoundCollageError, get_device
-from ..engine import Stage, check_engine, cluster_gpus, ray_map, ray_session
+from ..engine import Stage, check_engine, cluster_gpus, ray_map, with_engine
 from ..datasets import make_manifest, write_manifest
 
 # %% auto #0
@@ -250,6 +250,7 @@ def _search_ray(queries, keys, threshold, top_k, block, key_block, device, backe
     if max_pairs is not None: q, k, s = _best_pairs(q, k, s, max_pairs)
     return _pairs_frame(q, k, s)
 
+@with_engine
 def search_pairs(queries,              # `(n_q, d)` L2-normalised embeddings: numpy (float16/32, memmap ok) or tensor
                  keys,                 # `(n_k, d)` L2-normalised embeddings (the smaller side, ideally)
                  threshold:float,      # keep pairs with float32 score >= float32(threshold)
@@ -278,8 +279,7 @@ def search_pairs(queries,              # `(n_q, d)` L2-normalised embeddings: nu
     max_pairs = None if max_pairs is None else int(max_pairs)
     if queries.shape[0] == 0 or keys.shape[0] == 0: return _pairs_frame([], [], [])
     if check_engine(engine) == "ray":
-        with ray_session(ray_address):
-            return _search_ray(queries, keys, thr, top_k, block, key_block, device, backend, key_memory_mb, max_pairs, part_rows)
+        return _search_ray(queries, keys, thr, top_k, block, key_block, device, backend, key_memory_mb, max_pairs, part_rows)
     if backend == "torch":
         if get_device(device).type == "cpu":
             return _search_numpy(queries, keys, thr, top_k, block, key_block, progress, key_memory_mb, max_pairs)

@@ -224,17 +224,24 @@ class _Eval:
 def _device_of(model) -> torch.device:
     return model.device if isinstance(getattr(model, "device", None), torch.device) else torch.device("cpu")
 
-class AudioCodec:
+class _Codec:
+    "A teacher that travels: kept where it is with a `device` (this process), else a CPU copy (a Ray actor may have no GPU)."
+    def __init__(self, model, device=None):
+        self.model = model if device is not None or _device_of(model).type == "cpu" else copy.deepcopy(model).cpu()
+        self.device = device
+    def _ready(self):
+        "The model on its device here: the given one, else the best this process has (`get_device(\"auto\")`)."
+        dev = torch.device(self.device) if self.device is not None else get_device("auto")
+        return self.model.to(dev).eval(), dev
+
+class AudioCodec(_Codec):
     "Picklable recipe of the audio encoder: built where it runs (this process, or a Ray actor, on its GPU if it has one)."
     def __init__(self, model, pad:str="zero", num_workers:int=2, amp_dtype:str=None, prefetch_factor:int=2, device=None):
-        dev = _device_of(model)
-        self.model = model if dev.type == "cpu" or device is not None else copy.deepcopy(model).cpu()   # a Ray actor may have no GPU
-        self.pad, self.num_workers, self.amp_dtype, self.prefetch_factor, self.device = pad, num_workers, amp_dtype, prefetch_factor, device
+        super().__init__(model, device)
+        self.pad, self.num_workers, self.amp_dtype, self.prefetch_factor = pad, num_workers, amp_dtype, prefetch_factor
     def __call__(self, items:pd.DataFrame):
         from soundcollage_nb.clap.data import ClipSource
-        dev = torch.device(self.device) if self.device is not None else (
-            _device_of(self.model) if _device_of(self.model).type != "cpu" else get_device("auto"))
-        model = self.model.to(dev).eval()
+        model, dev = self._ready()
         src = ClipSource(items, int(model.config.sample_rate), pad=self.pad, num_workers=self.num_workers,
                          pin_memory=dev.type == "cuda", prefetch_factor=self.prefetch_factor)
         self.source = src
@@ -245,15 +252,10 @@ class AudioCodec:
                 return model.encode_audio(wave.to(dev, non_blocking=True))
         return encode, load_batches
 
-class TextCodec:
+class TextCodec(_Codec):
     "Picklable recipe of the text encoder (captions; an empty caption is rejected)."
-    def __init__(self, model, device=None):
-        self.model = model if _device_of(model).type == "cpu" or device is not None else copy.deepcopy(model).cpu()
-        self.device = device
     def __call__(self, items:pd.DataFrame):
-        dev = torch.device(self.device) if self.device is not None else (
-            _device_of(self.model) if _device_of(self.model).type != "cpu" else get_device("auto"))
-        model = self.model.to(dev).eval()
+        model, _ = self._ready()
         def load(row):
             if not str(row.caption).strip(): raise SoundCollageError(f"{row.clip_id}: empty caption")
             return str(row.caption)

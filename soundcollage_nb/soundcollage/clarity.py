@@ -125,8 +125,7 @@ def group_clarity(table:pd.DataFrame,  # `clarity_table` of ground-truth labels
             c = float(top.clarity.iloc[0]) if len(top) else 0.0
             row[f"best_{g}"], row[f"best_{g}_label"] = c, (str(top.label.iloc[0]) if len(top) else None)
             if c > best_c: best_c, dominant = c, g
-        overall = float(t.clarity.max()) if len(t) else 0.0
-        row["dominant"] = dominant if len(t) and best_c >= overall and best_c > 0 else None
+        row["dominant"] = dominant if best_c > 0 and best_c >= float(t.clarity.max()) else None
         rows.append(row)
     return pd.DataFrame(rows)
 

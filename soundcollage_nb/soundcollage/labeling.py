@@ -15,8 +15,9 @@ from ..audio import resample
 
 # %% auto #0
 __all__ = ['YAMNET_SR', 'YAMNET_WINDOW', 'YAMNET_HOP', 'YAMNET_HUB', 'YAMNET_INSTALL_HINT', 'YAMNET_ENV', 'n_windows',
-           'frame_waveform', 'window_mask', 'Labeler', 'read_class_map', 'YamnetTFLite', 'tf_grow_gpu_memory',
-           'YamnetTFHub', 'GroundTruthLabeler', 'default_labeler', 'RayLabeler', 'read_vocabulary', 'ClapLabeler']
+           'frame_waveform', 'window_mask', 'check_segments', 'Labeler', 'read_class_map', 'YamnetTFLite',
+           'tf_grow_gpu_memory', 'YamnetTFHub', 'GroundTruthLabeler', 'default_labeler', 'RayLabeler',
+           'read_vocabulary', 'ClapLabeler']
 
 # %% ../../nbs/30_soundcollage.labeling.ipynb #c005
 YAMNET_SR = 16_000       # YAMNet's sample rate (Hz)
@@ -52,6 +53,18 @@ def window_mask(k:int,              # number of windows (starting at 0, HOP apar
     return m
 
 # %% ../../nbs/30_soundcollage.labeling.ipynb #c011
+def check_segments(segments:list, valid:list=None) -> list:
+    "The segments as float32 mono arrays, after the checks every labeler makes: `valid`'s length, mono, not empty."
+    if valid is not None and len(valid) != len(segments):
+        raise SoundCollageError(f"valid has {len(valid)} entries for {len(segments)} segments")
+    out = []
+    for i, seg in enumerate(segments):
+        y = np.asarray(seg, dtype=np.float32)
+        if y.ndim != 1: raise SoundCollageError(f"segment {i}: expected a mono (n,) array, got shape {y.shape}")
+        if len(y) == 0: raise SoundCollageError(f"segment {i} is empty")
+        out.append(y)
+    return out
+
 class Labeler:
     "Labels segments with the top-k classes of a frame-level audio tagger (YAMNet by default)."
     name = "labeler"
@@ -67,13 +80,8 @@ class Labeler:
                valid:list=None,     # per segment `(offset, length)` of its real samples at `sr`, or None (all real)
               ) -> np.ndarray:      # `(len(segments), classes)` mean score over the counted windows
         "Mean frame scores of each segment over the windows that lie in its real (non-padded) part."
-        if valid is not None and len(valid) != len(segments):
-            raise SoundCollageError(f"valid has {len(valid)} entries for {len(segments)} segments")
         out = []
-        for i, seg in enumerate(segments):
-            y = np.asarray(seg, dtype=np.float32)
-            if y.ndim != 1: raise SoundCollageError(f"segment {i}: expected a mono (n,) array, got shape {y.shape}")
-            if len(y) == 0: raise SoundCollageError(f"segment {i} is empty")
+        for i, y in enumerate(check_segments(segments, valid)):
             y16 = resample(y, int(sr), YAMNET_SR).astype(np.float32)
             fs = np.asarray(self.frame_scores(y16), dtype=np.float32)
             v = None if valid is None else valid[i]
@@ -262,8 +270,7 @@ class RayLabeler(Labeler):
         self.batch_size, self.actors, self.num_gpus, self.address = batch_size, actors, num_gpus, address
     def scores(self, segments, sr, valid=None):
         from soundcollage_nb.engine import Stage, ray_map, ray_session
-        if valid is not None and len(valid) != len(segments):
-            raise SoundCollageError(f"valid has {len(valid)} entries for {len(segments)} segments")
+        segments = check_segments(segments, valid)     # here, before any batch is shipped
         b = self.batch_size
         batches = [(list(segments[i:i + b]), sr, None if valid is None else list(valid[i:i + b])) for i in range(0, len(segments), b)]
         with ray_session(self.address):
@@ -340,13 +347,9 @@ class ClapLabeler(Labeler):
         "L2-normalised audio embeddings of the segments' real parts (centre 5 s at the model's rate)."
         import torch
         from soundcollage_nb.clap.data import CLIP_SECONDS, crop_or_repeat
-        if valid is not None and len(valid) != len(segments):
-            raise SoundCollageError(f"valid has {len(valid)} entries for {len(segments)} segments")
         msr = int(self.model.config.sample_rate); n = int(round(msr * CLIP_SECONDS))
         waves = []
-        for i, seg in enumerate(segments):
-            y = np.asarray(seg, dtype=np.float32)
-            if y.ndim != 1: raise SoundCollageError(f"segment {i}: expected a mono (n,) array, got shape {y.shape}")
+        for i, y in enumerate(check_segments(segments, valid)):
             if valid is not None and valid[i] is not None: y = y[int(valid[i][0]):int(valid[i][0]) + max(1, int(valid[i][1]))]
             if len(y) == 0: raise SoundCollageError(f"segment {i} is empty")
             waves.append(crop_or_repeat(resample(y, int(sr), msr) if int(sr) != msr else y, n, "center", pad=self.pad))
@@ -359,6 +362,5 @@ class ClapLabeler(Labeler):
 
     def scores(self, segments, sr, valid=None) -> np.ndarray:
         "Zero-shot probabilities `(n, len(vocabulary))`: softmax over the names of the logit-scaled cosines."
-        z = self.scale * (self.embed(segments, sr, valid) @ self.text.T)
-        z = np.exp(z - z.max(axis=1, keepdims=True)) if len(z) else z
-        return (z / z.sum(axis=1, keepdims=True)).astype(np.float32) if len(z) else np.zeros((0, len(self.class_names)), np.float32)
+        from scipy.special import softmax
+        return softmax(self.scale * (self.embed(segments, sr, valid) @ self.text.T), axis=1).astype(np.float32)

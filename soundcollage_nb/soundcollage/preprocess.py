@@ -248,7 +248,7 @@ def _ray_stages(cfg:PreprocessConfig, out:Path, gpus:float, gpus_per_actor:float
 
 def _run_ray(chunks:list, out:Path, cfg:PreprocessConfig, device, bar, gpus_per_actor:float=0.5) -> list:
     "The Ray pipeline on the connected cluster: the local runner's stage functions mapped with Ray Data; the rejects."
-    gpus = cluster_gpus() if get_device(device).type != "cpu" or device == "auto" else 0
+    gpus = cluster_gpus() if str(device) != "cpu" else 0      # "auto": the cluster's GPUs, whatever the driver has
     res = ray_map(chunks, _ray_stages(cfg, out, gpus, gpus_per_actor), on_result=lambda i, r: bar.update(r[1]))
     return [x for rej, _ in res for x in rej]
 
