@@ -15,7 +15,7 @@ import soxr
 from .core import AudioLoadError, ParameterError, atomic_write
 
 # %% auto #0
-__all__ = ['AUDIO_EXTENSIONS', 'AudioInfo', 'audio_info', 'resample', 'load_audio', 'save_audio']
+__all__ = ['AUDIO_EXTENSIONS', 'AudioInfo', 'audio_info', 'resample', 'load_audio', 'load_item', 'save_audio']
 
 # %% ../nbs/01_audio.ipynb #c005
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf")
@@ -85,6 +85,20 @@ def load_audio(path,
     y = y.T
     if mono: y = y.mean(axis=0)
     return np.ascontiguousarray(resample(y, info.sr, sr), dtype=np.float32)
+
+# %% ../nbs/01_audio.ipynb #c011b
+def _seconds(v):
+    "A number of seconds, or None for missing / NaN / NA."
+    try: v = float(v)
+    except (TypeError, ValueError): return None
+    return None if v != v else v
+
+def load_item(row,      # a row of items: `path`, and optionally `offset` / `duration` (seconds)
+              sr:int,   # sample rate of the returned audio (Hz)
+             ) -> np.ndarray:
+    "Audio of one item: a segment's own file, or a clip's span of its source file (`offset`, `duration`)."
+    return load_audio(row["path"], sr, offset=_seconds(row.get("offset", 0.0)) or 0.0, duration=_seconds(row.get("duration", None)))
+
 
 # %% ../nbs/01_audio.ipynb #c013
 def save_audio(path, y:np.ndarray, sr:int, subtype:str=None):

@@ -1,5 +1,5 @@
 """End-to-end checks of the installed `soundcollage` console script (run as a subprocess, as users run it)."""
-import shutil, subprocess, sys
+import functools, http.server, os, shutil, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 
 import numpy as np
@@ -73,16 +73,95 @@ def test_synth_is_deterministic(tmp_path):
         assert f.read_bytes() == (tmp_path / "b" / "audio" / f.name).read_bytes()
 
 
-def test_demo_writes_report(tmp_path):
-    r = run("demo", "--out", tmp_path / "demo", "--n", 40, "--quiet")
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    "The demo of the built-in synthetic dataset, run once for the tests below."
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    r = run("demo", "--out", out, "--n", 40, "--quiet")
     assert r.returncode == 0, r.stderr
-    html = (tmp_path / "demo" / "report.html").read_text()
-    assert "class=\"card\"" in html and (tmp_path / "demo" / "classes.png").stat().st_size > 1000
-    assert "Hidden background classes" in (tmp_path / "demo" / "dataset.html").read_text()
-    assert len(pd.read_csv(tmp_path / "demo" / "tasks.csv")) == 32
-    summary = pd.read_csv(tmp_path / "demo" / "summary.csv").set_index("run")
+    return out, r
+
+
+def test_demo_writes_report(demo):
+    out, r = demo
+    html = (out / "report.html").read_text()
+    assert "class=\"card\"" in html and (out / "classes.png").stat().st_size > 1000
+    assert "Hidden background classes" in (out / "dataset.html").read_text()
+    assert len(pd.read_csv(out / "tasks.csv")) == 32
+    summary = pd.read_csv(out / "summary.csv").set_index("run")
     assert list(summary.index) == ["soundcollage", "baseline"] and (summary.n_hidden == 6).all()
     assert "hidden classes recovered" in r.stdout
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+BROWSER_REQUIRED = os.environ.get("SOUNDCOLLAGE_REQUIRE_BROWSER") == "1"     # .ci/run sets it: CI installs Chromium
+
+
+def open_in_chromium(page: Path, screenshot: Path = None, width: int = 1300, height: int = 1600):
+    """Serve `page`'s folder on localhost and open it in Debian's headless Chromium (selenium, the system
+    chromedriver: nothing is downloaded). Returns (driver, server); the caller quits both."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args): pass
+    handler = functools.partial(Quiet, directory=str(page.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    o = webdriver.ChromeOptions()
+    o.binary_location = str(CHROMIUM)
+    for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--mute-audio", f"--user-data-dir={tempfile.mkdtemp()}",
+              f"--window-size={width},{height}"]:
+        o.add_argument(a)
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    os.environ.setdefault("SE_OFFLINE", "true")                              # never let Selenium Manager fetch a driver
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=o)
+    driver.get(f"http://127.0.0.1:{server.server_address[1]}/{page.name}")
+    if screenshot is not None: driver.save_screenshot(str(screenshot))
+    return driver, server
+
+
+def wait_for(driver, script, timeout=120):
+    "Poll a JavaScript expression until it is truthy; returns its value."
+    t0 = time.time()
+    while not (v := driver.execute_script(script)):
+        if time.time() - t0 > timeout: raise AssertionError(f"timed out waiting for: {script}")
+        time.sleep(0.25)
+    return v
+
+
+def card_values(driver, section, key):
+    return driver.execute_script(f"return [...document.getElementById('cards-{section}').children].map(c => +c.dataset.{key})")
+
+
+@pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()) and not BROWSER_REQUIRED,
+                    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+def test_report_in_a_browser(demo, tmp_path):
+    "Issue 18, item 3: the demo's report in a real browser: every image and audio loads, sorting works, a clean console."
+    out, _ = demo
+    driver, server = open_in_chromium(out / "report.html", screenshot=tmp_path / "report.png")
+    try:
+        wait_for(driver, "return document.readyState === 'complete'")
+        bad = driver.execute_script("return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.alt)")
+        assert driver.execute_script("return document.images.length") > 100 and bad == [], bad
+        n_audio = driver.execute_script("return document.querySelectorAll('audio').length")
+        assert n_audio == 2 * 32 * 2 * 3                                          # two runs, 32 cards, 2 sides, 3 players
+        wait_for(driver, "return [...document.querySelectorAll('audio')].every(a => a.readyState >= 1 || a.error)")
+        broken = driver.execute_script("return [...document.querySelectorAll('audio')].filter(a => a.error || !(a.duration > 0)).map(a => a.src)")
+        assert broken == [], broken[:5]
+        for section in ("soundcollage", "baseline"):
+            clarity = card_values(driver, section, "clarity")
+            assert clarity == sorted(clarity, reverse=True)                        # opened sorted by clarity
+            driver.find_element("css selector", f".sorter[data-for='cards-{section}'] button[data-key='as']").click()
+            by_as = card_values(driver, section, "as")
+            assert by_as == sorted(by_as, reverse=True) and card_values(driver, section, "clarity") != clarity
+            driver.find_element("css selector", f".sorter[data-for='cards-{section}'] button[data-key='clarity']").click()
+            assert card_values(driver, section, "clarity") == clarity
+        errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+        assert errors == [], errors
+        assert (tmp_path / "report.png").stat().st_size > 10_000
+    finally:
+        driver.quit(); server.shutdown()
 
 
 def test_discover_names_with_a_clap_teacher(tmp_path):

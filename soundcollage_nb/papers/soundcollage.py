@@ -14,7 +14,8 @@ from ..core import SoundCollageError, check_scale, is_done, mark_done, scale_tab
 from ..datasets import (esc50_manifest, audioset_manifest, audioset_subset, fsd50k_manifest, load_ontology,
                                       SOUNDCOLLAGE_SUBSETS, ESC50_TO_AUDIOSET, write_manifest)
 from ..synth import cached_synth_dataset, SynthConfig
-from ..soundcollage.pipeline import discover, clearest_task, load_item, task_side
+from ..audio import load_item
+from ..soundcollage.pipeline import discover, clearest_task, task_side
 from ..soundcollage.downstream import heldout_eval, METRICS
 from ..soundcollage.labeling import default_labeler, Labeler, RayLabeler
 from ..engine import with_engine

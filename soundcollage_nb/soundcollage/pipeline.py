@@ -13,18 +13,19 @@ import numpy as np
 import pandas as pd
 
 from ..core import SoundCollageError, atomic_write
-from ..audio import load_audio
+from ..audio import load_audio, load_item
 from ..datasets import write_manifest, manifest_from, random_selection
 from .preprocess import PreprocessConfig, preprocess_manifest
 from .discovery import config_for_scale, discover_tasks
 from .labeling import default_labeler, Labeler, GroundTruthLabeler, RayLabeler
 from ..engine import with_engine
+from .report import ReportRun, write_report
 from .clarity import clarity_table, task_clarity, clarity_summary
 from .downstream import downstream_cv
 
 # %% auto #0
-__all__ = ['SILENCE_DBFS', 'task_side', 'load_item', 'ground_truth_labels', 'write_report', 'name_tasks', 'recovered_classes',
-           'clearest_task', 'clearest_class_downstream', 'discover']
+__all__ = ['SILENCE_DBFS', 'task_side', 'ground_truth_labels', 'name_tasks', 'recovered_classes', 'clearest_task',
+           'clearest_class_downstream', 'discover']
 
 # %% ../../nbs/40_soundcollage.pipeline.ipynb #c005
 SILENCE_DBFS = -90.0
@@ -32,13 +33,6 @@ SILENCE_DBFS = -90.0
 def task_side(t) -> int:
     "The side a task's class names (1 when the clarity table named none)."
     return 1 if pd.isna(t.side) else int(t.side)
-
-def load_item(row, sr:int) -> np.ndarray:
-    "Audio of a segment (its own file) or of a baseline clip (its manifest offset / duration)."
-    off = row.get("offset", 0.0); dur = row.get("duration", None)
-    off = 0.0 if off is None or pd.isna(off) else float(off)
-    dur = None if dur is None or pd.isna(dur) else float(dur)
-    return load_audio(row["path"], sr, offset=off, duration=dur)
 
 def _label_top(top:pd.DataFrame, segments:pd.DataFrame, labeler:Labeler, sr:int=16000, top_k:int=10) -> pd.DataFrame:
     "Top-k labels of every extracted segment: columns task, side, sample, rank, label, score."
@@ -59,48 +53,6 @@ def ground_truth_labels(segments:pd.DataFrame, manifest:pd.DataFrame) -> list:
     cols = ["clip_id", "labels"] + (["hidden_labels"] if "hidden_labels" in manifest.columns else [])
     m = manifest[cols].set_index("clip_id")
     return [list(m.labels[c]) + (list(m.hidden_labels[c]) if "hidden_labels" in m.columns else []) for c in segments.clip_id]
-
-# %% ../../nbs/40_soundcollage.pipeline.ipynb #c008
-def _thumbnail(path:Path, y:np.ndarray, sr:int):
-    import librosa, matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    S = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr, n_mels=48), ref=np.max)
-    fig = plt.figure(figsize=(1.6, 0.9), dpi=80); ax = fig.add_axes([0, 0, 1, 1]); ax.axis("off")
-    ax.imshow(S, origin="lower", aspect="auto", cmap="magma"); fig.savefig(path); plt.close(fig)
-
-def write_report(out:Path, tasks:pd.DataFrame, top:pd.DataFrame, segments:pd.DataFrame, n_show:int=5,
-                 title:str="SoundCollage: discovered classes", summary:pd.DataFrame=None) -> Path:
-    "report.html with one card per task; audio copied to collages/, thumbnails to thumbs/."
-    (out/"thumbs").mkdir(parents=True, exist_ok=True)
-    cards = []
-    for t in tasks.itertuples(index=False):
-        side = task_side(t)
-        rows = top[(top.task == t.task) & (top.side == side)].sort_values("rank").head(n_show)
-        items = []
-        for r in rows.itertuples(index=False):
-            seg = segments.iloc[r.index]
-            name = f"t{t.task:02d}_s{side}_{r.rank:02d}"
-            y = load_audio(seg.path, 16000)
-            _thumbnail(out/"thumbs"/f"{name}.png", y, 16000)
-            rel = Path(seg.collage_path).relative_to(out) if isinstance(seg.get("collage_path"), str) else Path(seg.path)
-            items.append(f'<figure><img src="thumbs/{name}.png" alt="spectrogram"><audio controls preload="none" '
-                         f'src="{html.escape(str(rel))}"></audio><figcaption>{html.escape(seg.clip_id)} '
-                         f'{seg.component} {seg.start:.1f}-{seg.end:.1f} s</figcaption></figure>')
-        cards.append(f'<section class="card" data-clarity="{t.clarity:.4f}" data-as="{t.as_test:.4f}">'
-                     f'<h2>{html.escape(str(t.best_label))}</h2><p>task {t.task} · side {side} · clarity {t.clarity:.2f} · '
-                     f'AS test {t.as_test:.2f} (val {t.as_val:.2f})</p><div class="items">{"".join(items)}</div></section>')
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>
-body{{font-family:sans-serif;margin:1.5em}} .card{{border:1px solid #ccc;border-radius:6px;padding:.6em;margin:.6em 0}}
-.items{{display:flex;flex-wrap:wrap;gap:.5em}} table{{border-collapse:collapse;font-size:12px}} td,th{{border:1px solid #ccc;padding:2px 6px}} figure{{margin:0;width:170px;font-size:11px}} audio{{width:165px}}
-h2{{margin:.1em 0;font-size:1.1em}}</style></head><body><h1>{html.escape(title)}</h1>
-{"" if summary is None else "<h2>Summary</h2>" + summary.to_html(index=False, float_format=lambda v: f"{v:.3f}")}
-<p>{len(tasks)} discovered tasks. Sort by <button onclick="sortBy('clarity')">clarity</button>
-<button onclick="sortBy('as')">AS</button></p><div id="cards">{"".join(cards)}</div>
-<script>function sortBy(k){{const c=document.getElementById('cards');[...c.children].sort((a,b)=>b.dataset[k]-a.dataset[k]).forEach(e=>c.appendChild(e));}}
-sortBy('clarity');</script></body></html>"""
-    with atomic_write(out/"report.html") as tmp: tmp.write_text(page)
-    return out/"report.html"
 
 # %% ../../nbs/40_soundcollage.pipeline.ipynb #c010
 def _slug(s:str) -> str: return "".join(c if c.isalnum() else "_" for c in s).strip("_")[:60] or "unnamed"
@@ -224,6 +176,9 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
     write_manifest(relabelled.drop(columns="collage_path"), out/"relabelled.csv")
     result = {"tasks": tasks, "labels": labels, "clarity": table, "relabelled": relabelled, "rejected": rejected,
               "labeler": type(seg_labeler).__name__}
+    what = " + ".join(components)
+    report = [ReportRun(f"SoundCollage: {what} segments", "soundcollage", tasks, res.top, segments, table, rtasks,
+                        f"Tasks discovered on the {what} segments of {n_total} (vocal = Comp#1, background = Comp#2), named with {result['labeler']}.")]
     if baseline and len(pre.baseline) >= 8:
         items = pre.baseline.merge(man[["clip_id", "offset", "duration"]], on="clip_id", how="left")
         bres = discover_tasks(pre.baseline_features, out/"baseline"/"tasks", config(len(items), "baseline clips"), device=device,
@@ -237,11 +192,13 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
             result["baseline_downstream"] = clearest_class_downstream(btasks, items, bres.assignments)
             _write_tables(out/"baseline", downstream=result["baseline_downstream"])
         summary.append(_summary_row("baseline", btasks, blabels, btable, len(items), hidden, random=brtasks))
+        report.append(ReportRun("Baseline: whole clips", "baseline", btasks, bres.top, items, btable, brtasks,
+                                "The same discovery on whole-clip MFCCs: no separation, no segmentation (the paper's baseline)."))
         result.update(baseline_tasks=btasks, baseline_clarity=btable)
     if downstream:
         result["downstream"] = clearest_class_downstream(tasks, segments, res.assignments)
         _write_tables(out, downstream=result["downstream"])
     result["summary"] = pd.DataFrame(summary)
     _write_tables(out, summary=result["summary"])
-    write_report(out, tasks.sort_values("clarity", ascending=False), res.top, segments, summary=result["summary"])
+    write_report(out, report, summary=result["summary"])
     return result
