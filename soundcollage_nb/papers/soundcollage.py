@@ -15,7 +15,8 @@ from ..datasets import (esc50_manifest, audioset_manifest, audioset_subset, fsd5
                                       SOUNDCOLLAGE_SUBSETS, ESC50_TO_AUDIOSET, write_manifest)
 from ..synth import cached_synth_dataset, SynthConfig
 from ..audio import load_item
-from ..soundcollage.pipeline import discover, clearest_task, task_side
+from ..soundcollage.pipeline import discover, clearest_task
+from ..soundcollage.clarity import task_side
 from ..soundcollage.downstream import heldout_eval, METRICS
 from ..soundcollage.labeling import default_labeler, Labeler, RayLabeler
 from ..engine import with_engine

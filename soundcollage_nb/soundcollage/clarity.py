@@ -10,7 +10,7 @@ import pandas as pd
 from ..core import SoundCollageError
 
 # %% auto #0
-__all__ = ['clarity_value', 'clarity_table', 'task_clarity', 'clarity_summary', 'group_clarity', 'group_summary']
+__all__ = ['clarity_value', 'clarity_table', 'task_clarity', 'task_side', 'clarity_summary', 'group_clarity', 'group_summary']
 
 # %% ../../nbs/31_soundcollage.clarity.ipynb #c005
 def clarity_value(n0,                 # samples of side 0 carrying the label (scalar or array)
@@ -83,6 +83,11 @@ def task_clarity(table:pd.DataFrame,    # `clarity_table` output
     best = t.groupby(keys, sort=True).head(1)
     return (best.rename(columns={"label": "best_label", "side_of_label": "side"})
                 [keys + ["best_label", "clarity", "side", "n0", "n1"]].reset_index(drop=True))
+
+def task_side(t) -> int:
+    "The side a task's class names (1 when the clarity table named none)."
+    return 1 if pd.isna(t.side) else int(t.side)
+
 
 # %% ../../nbs/31_soundcollage.clarity.ipynb #c017
 def clarity_summary(tasks_df:pd.DataFrame,       # discovered tasks: task[, dataset]

@@ -4,35 +4,30 @@
 
 # %% ../../nbs/40_soundcollage.pipeline.ipynb #c002
 from __future__ import annotations
-import html, json, shutil, time
-from dataclasses import asdict
+import shutil
 from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..core import SoundCollageError, atomic_write
-from ..audio import load_audio, load_item
+from ..core import atomic_write
+from ..audio import load_item
 from ..datasets import write_manifest, manifest_from, random_selection
 from .preprocess import PreprocessConfig, preprocess_manifest
 from .discovery import config_for_scale, discover_tasks
 from .labeling import default_labeler, Labeler, GroundTruthLabeler, RayLabeler
 from ..engine import with_engine
 from .report import ReportRun, write_report
-from .clarity import clarity_table, task_clarity, clarity_summary
+from .clarity import clarity_table, task_clarity, task_side, clarity_summary
 from .downstream import downstream_cv
 
 # %% auto #0
-__all__ = ['SILENCE_DBFS', 'task_side', 'ground_truth_labels', 'name_tasks', 'recovered_classes', 'clearest_task',
-           'clearest_class_downstream', 'discover']
+__all__ = ['SILENCE_DBFS', 'ground_truth_labels', 'name_tasks', 'recovered_classes', 'clearest_task', 'clearest_class_downstream',
+           'discover']
 
 # %% ../../nbs/40_soundcollage.pipeline.ipynb #c005
 SILENCE_DBFS = -90.0
-
-def task_side(t) -> int:
-    "The side a task's class names (1 when the clarity table named none)."
-    return 1 if pd.isna(t.side) else int(t.side)
 
 def _label_top(top:pd.DataFrame, segments:pd.DataFrame, labeler:Labeler, sr:int=16000, top_k:int=10) -> pd.DataFrame:
     "Top-k labels of every extracted segment: columns task, side, sample, rank, label, score."

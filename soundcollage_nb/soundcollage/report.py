@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from ..core import atomic_write
-from ..audio import save_audio
+from ..audio import load_item, save_audio
+from .clarity import task_side
 
 
 # %% auto #0
@@ -52,11 +53,11 @@ def clarity_as_stats(runs) -> pd.DataFrame:
                      "as_test_mean": float(x.mean()) if len(x) else np.nan, "pearson_r": float(r), "pearson_p": float(p), "spearman_rho": float(rho)})
     return pd.DataFrame(rows)
 
-def clarity_as_figure(runs, path) -> Path:
+def clarity_as_figure(runs, path, stats:pd.DataFrame=None) -> Path:
     "Scatter of clarity against test AS, one colour per set of tasks (runs, then their random tasks); saved to `path`."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    st = clarity_as_stats(runs).set_index("tasks")
+    st = (clarity_as_stats(runs) if stats is None else stats).set_index("tasks")
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     for (name, t), m in zip(_series(runs), "os^vD<>"):
         r = st.loc[name, "pearson_r"]
@@ -89,12 +90,11 @@ def side_labels(table:pd.DataFrame, task:int, side:int, n:int=5) -> pd.DataFrame
 
 def _item(run:ReportRun, r, out:Path, sr:int, max_seconds:float) -> str:
     "One top sample: its spectrogram, a player of its first `max_seconds` (MP3 under report_audio/) and where it comes from."
-    from soundcollage_nb.soundcollage.pipeline import load_item
     row = run.items.iloc[int(r.index)]
     y = load_item(row, sr)[: int(max_seconds*sr)]
     rel = Path("report_audio")/f"{run.key}_t{int(r.task):02d}_s{int(r.side)}_{int(r.rank):02d}.mp3"
     save_audio(out/rel, y, sr)
-    if "component" in row and isinstance(row.get("component"), str): where = f"{row.component} {row.start:.1f}–{row.end:.1f} s"
+    if isinstance(row.get("component"), str): where = f"{row.component} {row.start:.1f}–{row.end:.1f} s"
     else: where = "whole clip"
     return (f'<figure><img src="{_spectrogram_uri(y, sr)}" alt="mel spectrogram of {html.escape(str(row.clip_id))}">'
             f'<audio controls preload="metadata" src="{rel.as_posix()}"></audio>'
@@ -102,10 +102,11 @@ def _item(run:ReportRun, r, out:Path, sr:int, max_seconds:float) -> str:
 
 def _card(run:ReportRun, t, out:Path, n_show:int, n_labels:int, sr:int, max_seconds:float) -> str:
     "A task's card: its class, clarity with N⁰/N¹, AS, and both sides side by side (top labels, top samples)."
-    named = 1 if pd.isna(t.side) else int(t.side)
-    sides = []
+    named = task_side(t)
+    sides, size = [], {}
     for side in (0, 1):
         top = run.top[(run.top.task == t.task) & (run.top.side == side)].sort_values("rank")
+        size[side] = len(top)
         labs = side_labels(run.table, t.task, side, n_labels)
         li = "".join(f'<li><b>{html.escape(str(l.label))}</b> <span class="n">{l.here} here · {l.other} there · clarity {l.clarity:.2f}</span></li>'
                      for l in labs.itertuples(index=False)) or "<li>no labels</li>"
@@ -113,10 +114,9 @@ def _card(run:ReportRun, t, out:Path, n_show:int, n_labels:int, sr:int, max_seco
         badge = ' <span class="badge">names the class</span>' if side == named else ""
         sides.append(f'<div class="side{" named" if side == named else ""}"><h4>side {side} · {len(top)} top samples{badge}</h4>'
                      f'<ol class="labels">{li}</ol><div class="items">{items}</div></div>')
-    n_side = len(run.top[(run.top.task == t.task) & (run.top.side == named)])
     return (f'<section class="card" id="{run.key}-t{int(t.task):02d}" data-task="{int(t.task)}" data-clarity="{t.clarity:.4f}" data-as="{t.as_test:.4f}">'
             f'<h3>{html.escape(str(t.best_label))}</h3><p class="facts">task {int(t.task)} · clarity <b>{t.clarity:.2f}</b> '
-            f'(N⁰ = {int(t.n0)}, N¹ = {int(t.n1)} of {n_side} per side) · AS test <b>{t.as_test:.2f}</b> (validation {t.as_val:.2f})</p>'
+            f'(N⁰ = {int(t.n0)}, N¹ = {int(t.n1)} of {size[named]} per side) · AS test <b>{t.as_test:.2f}</b> (validation {t.as_val:.2f})</p>'
             f'<div class="sides">{"".join(sides)}</div></section>')
 
 
@@ -164,8 +164,8 @@ def write_report(out,                     # folder: report.html, report_audio/, 
                  sr:int=16000, max_seconds:float=5.0) -> Path:
     "A report a researcher can read offline: headline, what clarity and AS mean, clarity vs AS, then a section of task cards per run."
     out = Path(out); out.mkdir(parents=True, exist_ok=True); runs = list(runs)
-    fig = clarity_as_figure(runs, out/"clarity_vs_as.png")
     stats = clarity_as_stats(runs)
+    fig = clarity_as_figure(runs, out/"clarity_vs_as.png", stats)
     sections = []
     for run in runs:
         cards = "".join(_card(run, t, out, n_show, n_labels, sr, max_seconds) for t in run.tasks.itertuples(index=False))
