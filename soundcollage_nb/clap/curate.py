@@ -294,27 +294,42 @@ def _rss_kb(field:str="VmRSS") -> int:
             if line.startswith(field + ":"): return int(line.split()[1])
     raise OSError(f"{field} not in /proc/self/status")
 
+def _hwm_reset() -> bool:
+    "Reset VmHWM to the current RSS; False where the kernel refuses or ignores it (some sandboxes do)."
+    try:
+        with open("/proc/self/clear_refs", "w") as f: f.write("5")
+        return _rss_kb("VmHWM") - _rss_kb() < 1024                    # the high-water mark is back at the RSS
+    except OSError: return False
+
+def _rss_bytes():
+    "A function returning this process's resident set in bytes: from /proc, else psutil."
+    try: _rss_kb(); return lambda: _rss_kb() * 1024
+    except OSError: pass
+    try: import psutil
+    except ImportError: raise SoundCollageError("peak_memory on CPU needs Linux /proc/self or the package psutil") from None
+    proc = psutil.Process(); return lambda: proc.memory_info().rss
+
 def peak_memory(fn,                 # called as fn(*args, **kwargs)
-                *args, device:str="cpu", **kwargs,
+                *args, device:str="cpu",
+                how:str="auto",     # CPU: "hwm" (kernel high-water mark), "sample" (a thread reads the RSS every ms), "auto": hwm where it works
+                **kwargs,
                ) -> tuple:          # (fn's result, peak extra memory in MB above the start)
-    "Run `fn` and measure its peak extra memory: CUDA allocator peak, or the CPU resident-set high-water mark."
+    "Run `fn` and measure its peak extra memory: CUDA allocator peak, or the CPU resident-set peak."
     dev = get_device(device)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev); torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
         res = fn(*args, **kwargs); torch.cuda.synchronize(dev)
         return res, (torch.cuda.max_memory_allocated(dev) - base) / 2**20
-    try:
-        with open("/proc/self/clear_refs", "w") as f: f.write("5")   # reset VmHWM to the current RSS
+    if how not in ("auto", "hwm", "sample"): raise SoundCollageError(f'how must be "auto", "hwm" or "sample", got {how!r}')
+    if how != "sample" and _hwm_reset():
         base = _rss_kb(); res = fn(*args, **kwargs)
         return res, max(_rss_kb("VmHWM") - base, 0) / 1024
-    except OSError: pass
-    try: import psutil
-    except ImportError: raise SoundCollageError("peak_memory on CPU needs Linux /proc/self or the package psutil") from None
-    proc, peak, done = psutil.Process(), [0], threading.Event()
-    base = proc.memory_info().rss
+    if how == "hwm": raise SoundCollageError("peak_memory: this kernel does not reset VmHWM through /proc/self/clear_refs")
+    rss, peak, done = _rss_bytes(), [0], threading.Event()
+    base = rss()
     def watch():
-        while not done.is_set(): peak[0] = max(peak[0], proc.memory_info().rss); time.sleep(0.001)
+        while not done.is_set(): peak[0] = max(peak[0], rss()); time.sleep(0.001)
     th = threading.Thread(target=watch, daemon=True); th.start()
     try: res = fn(*args, **kwargs)
     finally: done.set(); th.join()
