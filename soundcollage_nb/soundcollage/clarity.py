@@ -4,13 +4,15 @@
 
 # %% ../../nbs/31_soundcollage.clarity.ipynb #c002
 from __future__ import annotations
+from pathlib import Path
 import numpy as np
 import pandas as pd
 
 from ..core import SoundCollageError
 
 # %% auto #0
-__all__ = ['clarity_value', 'clarity_table', 'task_clarity', 'task_side', 'clarity_summary', 'group_clarity', 'group_summary']
+__all__ = ['QUALITY_MEASURES', 'clarity_value', 'clarity_table', 'task_clarity', 'task_side', 'clarity_summary', 'group_clarity',
+           'group_summary', 'quality_figure']
 
 # %% ../../nbs/31_soundcollage.clarity.ipynb #c005
 def clarity_value(n0,                 # samples of side 0 carrying the label (scalar or array)
@@ -148,3 +150,31 @@ def group_summary(per_task:pd.DataFrame,  # `group_clarity` output (one run)
             hit = table[(table.clarity >= min_clarity) & table.label.astype(str).isin(set(map(str, groups[g])))]
             out[f"{g}_recovered"] = sorted(set(hit.label.astype(str)))
     return out
+
+# %% ../../nbs/31_soundcollage.clarity.ipynb #g004
+QUALITY_MEASURES = {"background_clarity": "mean best background clarity", "background_share": "share of tasks a background label dominates",
+                    "speaker_clarity": "mean best given-label clarity", "recovered": "hidden labels recovered (clarity ≥ 0.5)"}
+
+def quality_figure(df:pd.DataFrame,          # quality.csv: dataset, seed, system and the measures
+                   path=None,                # a .png (and a .pdf beside it) to write, or None
+                   measures=tuple(QUALITY_MEASURES),
+                   title:str=None,
+                  ):
+    "The benchmark's bars: per measure, each system's mean over seeds per dataset, whiskers ± one std."
+    import matplotlib; matplotlib.use("Agg")
+    import matplotlib.pyplot as plt, seaborn as sns
+    missing = [c for c in ("dataset", "seed", "system", *measures) if c not in df.columns]
+    if missing: raise SoundCollageError(f"quality_figure: columns {missing} missing")
+    fig, axes = plt.subplots(1, len(measures), figsize=(4.2*len(measures), 3.6), squeeze=False)
+    order, hue = list(dict.fromkeys(df.dataset)), list(dict.fromkeys(df.system))
+    for ax, m in zip(axes[0], measures):
+        sns.barplot(data=df, x="dataset", y=m, hue="system", order=order, hue_order=hue, errorbar="sd", ax=ax,
+                    palette="colorblind", err_kws={"linewidth": 1})
+        ax.set_title(QUALITY_MEASURES.get(m, m), fontsize=9); ax.set_xlabel(""); ax.set_ylabel("")
+        ax.tick_params(axis="x", labelsize=8)
+        if ax is not axes[0][0]: ax.get_legend().remove()
+    if title: fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=130); fig.savefig(Path(path).with_suffix(".pdf")); plt.close(fig)
+    return fig

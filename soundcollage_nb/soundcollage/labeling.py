@@ -329,7 +329,7 @@ class ClapLabeler(Labeler):
         self.model = (model if model is not None else _load_any_clap(checkpoint, config, device)).eval()
         self.template, self.pad, self.batch_size = template or DEFAULT_TEMPLATE, pad, batch_size
         self.text = embed_texts(self.model, [class_prompt(n, self.template) for n in self.class_names])
-        self.scale = float(self.model.logit_scale.exp())
+        self.scale = float(self.model.logit_scale.detach().exp())
         self.name = f"clap:{Path(str(checkpoint)).name}" if checkpoint is not None else "clap"
 
     @classmethod
