@@ -172,9 +172,10 @@ def quality_figure(df:pd.DataFrame,          # quality.csv: dataset, seed, syste
                     palette="colorblind", err_kws={"linewidth": 1})
         ax.set_title(QUALITY_MEASURES.get(m, m), fontsize=9); ax.set_xlabel(""); ax.set_ylabel("")
         ax.tick_params(axis="x", labelsize=8)
-        if ax is not axes[0][0]: ax.get_legend().remove()
+        handles, labels = ax.get_legend_handles_labels(); ax.get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=len(hue), fontsize=8, frameon=False)
     if title: fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     if path is not None:
         fig.savefig(path, dpi=130); fig.savefig(Path(path).with_suffix(".pdf")); plt.close(fig)
     return fig

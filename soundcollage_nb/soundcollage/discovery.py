@@ -466,7 +466,7 @@ def deterministic_mode(device="auto",           # the run's device: CUDA also ge
 DISCOVERY_SCALES = scale_table({
     "smoke": dict(encoder_arch="cnn", encoder_width=0.5, inner_arch="mlp", inner_width=0.5, order="first",
                   steps=200, inner_steps=10, batch_size=64, heldout_size=64, as_arch="mlp", as_width=0.25, as_epochs=30),
-    "mini": dict(encoder_arch="cnn", inner_arch="mlp", inner_width=0.25, order="second", steps=500, inner_steps=10,
+    "mini": dict(encoder_arch="cnn", inner_arch="mlp", inner_width=0.25, order="second", steps=100, inner_steps=10,
                  as_arch="mlp", as_width=0.25, as_epochs=10),
     "full": dict(encoder_arch="resnet18", inner_arch="resnet18", order="second", inner_memory="recompute", inner_batches="fresh",
                  epochs=4, inner_steps=50, batch_size=512, heldout_size=512, as_arch="resnet18", as_epochs=30,
@@ -478,6 +478,9 @@ DISCOVERY_SCALES = scale_table({
 # initial (arbitrary) predictions, so those scales train longer: a comparable number of updates.
 # `mini` scores AS with small MLPs: a CNN pair costs ~6x more per task on a 2-core CPU (measured on the
 # 402 ESC-50 background segments: 20 s vs 3.6 s per task, one thread), and a mini run must fit in minutes.
+# `mini` takes 100 outer steps (was 500): on its few hundred segments the agreement term never leaves chance
+# (ln 2), so past the ~100 steps the uniformity needs to make the tasks balanced and decorrelated, more steps
+# only scatter them; see "Outer steps at mini" below and bench/bench_discovery_quality.py.
 def config_for_scale(scale:str="smoke", **overrides) -> DiscoveryConfig:
     "The DiscoveryConfig of a scale (smoke: minutes on 2 CPU cores; full: TaskDiscovery's settings on a GPU); an explicit `steps` wins over the scale's `epochs`."
     base = dict(DISCOVERY_SCALES[check_scale(scale)])

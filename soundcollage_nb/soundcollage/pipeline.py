@@ -136,11 +136,14 @@ def _collages(out:Path, tasks:pd.DataFrame, top:pd.DataFrame, segments:pd.DataFr
 def discover(manifest, out, labeler=None, scale:str="smoke", components=("background",), device:str="auto",
              n_tasks:int=32, workers:int=1, progress:bool=True, baseline:bool=True, downstream:bool=True,
              preprocess_dir=None, preprocess_components=None, n_random:int=8, max_items:int=None, seed:int=0,
-             engine:str="local", ray_address:str=None, **discovery_overrides) -> dict:
+             engine:str="local", ray_address:str=None,
+             preprocess:dict=None,            # PreprocessConfig settings beyond the components, e.g. {"pad_to": None}
+             report:bool=True,                # write report.html (with its audio excerpts); False for batch studies
+             **discovery_overrides) -> dict:
     "The whole SoundCollage pipeline on a manifest (DataFrame, CSV or folder); returns the written tables."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     man, early = manifest_from(manifest)
-    pre = preprocess_manifest(man, preprocess_dir or out/"preprocess", PreprocessConfig(components=tuple(preprocess_components or components)),
+    pre = preprocess_manifest(man, preprocess_dir or out/"preprocess", PreprocessConfig(**{**(preprocess or {}), "components": tuple(preprocess_components or components)}),
                               workers=workers, device=device, progress=progress, engine=engine)
     rejected = pd.concat([early, pre.rejected], ignore_index=True)
     write_manifest(rejected, out/"rejected.csv")
@@ -172,7 +175,7 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
     result = {"tasks": tasks, "labels": labels, "clarity": table, "relabelled": relabelled, "rejected": rejected,
               "labeler": type(seg_labeler).__name__}
     what = " + ".join(components)
-    report = [ReportRun(f"SoundCollage: {what} segments", "soundcollage", tasks, res.top, segments, table, rtasks,
+    runs = [ReportRun(f"SoundCollage: {what} segments", "soundcollage", tasks, res.top, segments, table, rtasks,
                         f"Tasks discovered on the {what} segments of {n_total} (vocal = Comp#1, background = Comp#2), named with {result['labeler']}.")]
     if baseline and len(pre.baseline) >= 8:
         items = pre.baseline.merge(man[["clip_id", "offset", "duration"]], on="clip_id", how="left")
@@ -187,7 +190,7 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
             result["baseline_downstream"] = clearest_class_downstream(btasks, items, bres.assignments)
             _write_tables(out/"baseline", downstream=result["baseline_downstream"])
         summary.append(_summary_row("baseline", btasks, blabels, btable, len(items), hidden, random=brtasks))
-        report.append(ReportRun("Baseline: whole clips", "baseline", btasks, bres.top, items, btable, brtasks,
+        runs.append(ReportRun("Baseline: whole clips", "baseline", btasks, bres.top, items, btable, brtasks,
                                 "The same discovery on whole-clip MFCCs: no separation, no segmentation (the paper's baseline)."))
         result.update(baseline_tasks=btasks, baseline_clarity=btable)
     if downstream:
@@ -195,5 +198,5 @@ def discover(manifest, out, labeler=None, scale:str="smoke", components=("backgr
         _write_tables(out, downstream=result["downstream"])
     result["summary"] = pd.DataFrame(summary)
     _write_tables(out, summary=result["summary"])
-    write_report(out, report, summary=result["summary"])
+    if report: write_report(out, runs, summary=result["summary"])
     return result
