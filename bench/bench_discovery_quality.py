@@ -24,6 +24,7 @@ quality_bg_task_share_{...}, quality_silence_share_{...}, quality_recovered_{...
 with _snr<x>, on the synthetic set with _synth (and on the clean backgrounds with _clean); then quality_minutes.
 """
 import argparse, hashlib, json, os, time
+os.environ.setdefault("OMP_NUM_THREADS", "1")      # one BLAS thread per unit, set before numpy loads (here and in the spawned workers)
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -37,7 +38,6 @@ COMPONENTS = ("vocal", "background")
 
 
 def _threads():
-    os.environ["OMP_NUM_THREADS"] = "1"
     import torch; torch.set_num_threads(1)
 
 
@@ -50,26 +50,27 @@ def dataset(root: Path, name: str, n_speech: int, n_bg: int, n_synth: int) -> pd
     if name == "synth": return cached_synth_dataset(out, n_synth, seed=0)
     if (out / "manifest.csv").exists(): return read_manifest(out / "manifest.csv")
     bg = esc50_manifest(shared_path("data", "esc50-public"))
+    bg = bg.iloc[: n_bg] if n_bg else bg
     if name == "clean":                      # the backgrounds alone: what a perfect separation would hand discovery
-        man = bg.iloc[: n_bg] if n_bg else bg
-        man = man.assign(hidden_labels=[[l[0], esc50_major_category(t)] for l, t in zip(man.labels, man.target)],
+        man = bg.assign(hidden_labels=[[l[0], esc50_major_category(t)] for l, t in zip(bg.labels, bg.target)],
                          labels=[["no speech"]] * len(man))
         out.mkdir(parents=True, exist_ok=True); write_manifest(man, out / "manifest.csv")
         return man
     sp = fsdd_manifest(shared_path("data", "fsdd"))
     sp = sp.groupby("speaker").head(n_speech).reset_index(drop=True)
-    man, rej = speech_over_backgrounds(sp, bg.iloc[: n_bg] if n_bg else bg, out, snr_db=float(name[3:]), seed=0)
+    man, rej = speech_over_backgrounds(sp, bg, out, snr_db=float(name[3:]), seed=0)
     print(f"  mixtures at {name[3:]} dB: {len(man)} ({len(rej)} rejected) -> {out}", flush=True)
     return man
 
 
-def given(man: pd.DataFrame) -> list:
-    return sorted({l for ls in man.labels for l in ls})
+def named(prefix: str, settings: dict) -> str:
+    "A folder name for a set of settings: 'prefix-key1value1-...'."
+    return "-".join([prefix] + [f"{k}{v}" for k, v in sorted(settings.items())])
 
 
 def pre_dir(root: Path, name: str, pp: dict) -> Path:
     "Each pre-processing setting in its own folder (the defaults in 'preprocess')."
-    return root / name / "-".join(["preprocess"] + [f"{k}{v}" for k, v in sorted(pp.items())])
+    return root / name / named("preprocess", pp)
 
 
 def prepare(root: Path, name: str, pp: dict, n_speech: int, n_bg: int, n_synth: int) -> str:
@@ -97,7 +98,7 @@ def unit(root: Path, run_dir: Path, name: str, seed: int, scale: str, overrides:
             discover(man, out, labeler="ground-truth", scale=scale, components=(comp,), device="auto", progress=False,
                      baseline=with_baseline, downstream=False, preprocess_dir=pre_dir(root, name, pp),
                      preprocess_components=COMPONENTS, preprocess=pp, seed=seed, report=False, **overrides)
-    groups = {"background": sorted({h for hs in man.hidden_labels for h in hs}), "speaker": given(man)}
+    groups = {"background": sorted({h for hs in man.hidden_labels for h in hs}), "speaker": sorted({l for ls in man.labels for l in ls})}
     rows = []
     for system, (comp, sub) in SYSTEMS.items():
         if comp not in components or (system == "baseline" and not baseline): continue
@@ -109,15 +110,6 @@ def unit(root: Path, run_dir: Path, name: str, seed: int, scale: str, overrides:
                      "recovered": len(s["background_recovered"]), "recovered_classes": ";".join(s["background_recovered"])})
     print(f"  {name}, seed {seed}: {time.time() - t0:.0f} s", flush=True)
     return rows
-
-
-def key_values(items) -> dict:
-    out = {}
-    for it in items or []:
-        k, _, v = it.partition("=")
-        try: out[k] = json.loads(v)
-        except ValueError: out[k] = v
-    return out
 
 
 def main():
@@ -138,6 +130,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smoke scale, 0 dB, seed 0, 48 backgrounds, 60 synthetic clips")
     args = ap.parse_args()
     from soundcollage_nb.core import shared_path
+    from soundcollage_nb.papers.runner import key_values
     if shared_path("data", "fsdd") is None or shared_path("data", "esc50-public") is None:
         raise SystemExit("needs ../shared/data/fsdd and ../shared/data/esc50-public")
     overrides, pp = key_values(args.override), key_values(args.preprocess)
@@ -147,7 +140,7 @@ def main():
     names = [f"snr{float(s):+g}" for s in args.snr.split(",") if s.strip()] + (["synth"] if args.synth else []) + (["clean"] if args.clean else [])
     seeds, components = [int(s) for s in args.seeds.split(",")], tuple(c for c in args.components.split(",") if c)
     root = Path(args.runs) / (f"{args.scale}-quick" if args.quick else args.scale)
-    tag = args.tag or "-".join(["default"] + [f"{k}{v}" for k, v in sorted({**overrides, **pp}.items())])
+    tag = args.tag or named("default", {**overrides, **pp})
     from soundcollage_nb.soundcollage.discovery import DISCOVERY_SCALES
     key = json.dumps({"scale": dict(DISCOVERY_SCALES[args.scale]), "overrides": overrides, "preprocess": pp}, sort_keys=True, default=str)
     run_dir = root / f"{tag}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"    # the scale's defaults may change: never reuse stale runs
