@@ -17,16 +17,16 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from ..core import SoundCollageError, ParameterError, atomic_write, check_scale, get_device, scale_table
-from .agreement import make_net, agreement_score, random_tasks
+from .agreement import ARCHS, make_net, agreement_score, random_tasks
 
 
 # %% auto #0
 __all__ = ['DISCOVERY_SCALES', 'DiscoveryConfig', 'split_indices', 'TaskEncoder', 'calibrate_bn', 'encoder_logits', 'uniformity',
            'soft_cross_entropy', 'agreement_loss', 'two_class', 'sgd_step', 'inner_train', 'unrolled_agreement',
-           'recomputed_agreement', 'first_order_agreement', 'Discovery', 'check_checkpoint', 'agreement_objective',
-           'standardize', 'data_fingerprint', 'step_indices', 'fit', 'evaluate_tasks', 'random_task_baseline',
-           'random_hyperplane_logits', 'extract_top', 'deterministic_mode', 'config_for_scale', 'DiscoveryResult',
-           'discover_tasks']
+           'recomputed_agreement', 'first_order_agreement', 'ridge_pair', 'Discovery', 'check_checkpoint',
+           'agreement_objective', 'standardize', 'data_fingerprint', 'step_indices', 'fit', 'evaluate_tasks',
+           'random_task_baseline', 'random_hyperplane_logits', 'extract_top', 'deterministic_mode', 'config_for_scale',
+           'DiscoveryResult', 'discover_tasks']
 
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c005
 @dataclass
@@ -43,6 +43,7 @@ class DiscoveryConfig:
     task_temp: float = 5.0
     inner_steps: int = 50
     inner_lr: float = 0.01
+    ridge_lambda: float = 1.0       # inner_arch="ridge" (beyond the paper): the ridge penalty of the closed-form inner learners
     outer_lr: float = 1e-3
     batch_size: int = 128           # split in two halves for the two inner networks
     heldout_size: int = 128
@@ -62,7 +63,8 @@ class DiscoveryConfig:
     as_pairs: int = 1
     as_group_size: int = None       # AS networks trained together under vmap on CUDA (None: all): bounds GPU memory
     def __post_init__(self):
-        choices = {"order": ("first", "second"), "inner_memory": ("store", "recompute"), "inner_batches": ("one", "fresh")}
+        choices = {"order": ("first", "second"), "inner_memory": ("store", "recompute"), "inner_batches": ("one", "fresh"),
+                   "inner_arch": (*ARCHS, "ridge")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed: raise ParameterError(f"{name}: expected one of {allowed}, got {getattr(self, name)!r}")
         for name in ("steps", "inner_steps", "batch_size", "heldout_size", "as_epochs", "as_batch_size", "as_pairs"):
@@ -72,6 +74,7 @@ class DiscoveryConfig:
         if self.epochs is not None:
             if not self.epochs >= 0: raise ParameterError(f"epochs: expected None or a number >= 0, got {self.epochs!r}")
             self.steps = math.ceil(self.epochs*self.n_tasks)
+        if not self.ridge_lambda > 0: raise ParameterError(f"ridge_lambda: expected a number > 0, got {self.ridge_lambda!r}")
         if self.as_group_size is not None and not (int(self.as_group_size) == self.as_group_size >= 1):
             raise ParameterError(f"as_group_size: expected None or a positive integer, got {self.as_group_size!r}")
 
@@ -244,6 +247,22 @@ def _encoder_backward(encoder:TaskEncoder, xs:torch.Tensor, w:torch.Tensor, temp
     return torch.stack(uns).mean()
 
 
+# %% ../../nbs/21_soundcollage.discovery.ipynb #r002
+def ridge_pair(xs:torch.Tensor,          # (S, B, 1, H, W) training batches (all S are used)
+               L:torch.Tensor,           # (S, B) their task logits (after task_temp)
+               x_heldout:torch.Tensor,   # (H, 1, H, W) batch the two learners predict
+               lam:float=1.0,            # ridge penalty, on inputs scaled to unit mean square
+               temp:float=5.0,           # held-out two-class logits are (temp·p, -temp·p)
+              ) -> list:                 # [(H, 2) logits of learner A, the same of B]; differentiable in L
+    "Held-out logits of two closed-form ridge regressions of tanh(L/2), fitted on the first and the second half of each batch."
+    h, D = xs.shape[1]//2, xs[0, 0].numel()
+    fh, outs = x_heldout.flatten(1)/math.sqrt(D), []
+    for part in (slice(0, h), slice(h, 2*h)):
+        f = xs[:, part].flatten(2).flatten(0, 1)/math.sqrt(D)                      # (S·h, D)
+        a = torch.linalg.solve(f @ f.T + lam*torch.eye(len(f), dtype=f.dtype, device=f.device), torch.tanh(L[:, part].flatten()/2))
+        outs.append(two_class(temp*((fh @ f.T) @ a)))
+    return outs
+
 # %% ../../nbs/21_soundcollage.discovery.ipynb #c019
 class Discovery:
     "Task discovery state: encoder, fixed inner initialisations, outer optimiser, step counter, history."
@@ -251,9 +270,10 @@ class Discovery:
         self.cfg, self.device, self.fingerprint = cfg, get_device(device), None
         torch.manual_seed(cfg.seed)
         self.encoder = TaskEncoder(cfg.d, cfg.n_tasks, cfg.encoder_arch, cfg.encoder_width, cfg.seed).to(self.device)
-        self.inner_net = make_net(cfg.inner_arch, n_out=2, width=cfg.inner_width).to(self.device)
+        ridge = cfg.inner_arch == "ridge"             # closed-form inner learners: no networks, no initialisations
+        self.inner_net = None if ridge else make_net(cfg.inner_arch, n_out=2, width=cfg.inner_width).to(self.device)
         self.inits = []
-        for j in range(2):                     # one stored pair of initialisations, reused every step
+        for j in range(0 if ridge else 2):                     # one stored pair of initialisations, reused every step
             torch.manual_seed(cfg.seed*1000 + 17 + j)
             fresh = make_net(cfg.inner_arch, n_out=2, width=cfg.inner_width)
             self.inits.append({k: v.detach().to(self.device) for k, v in fresh.named_parameters()})
@@ -265,7 +285,7 @@ class Discovery:
         c, k = self.cfg, self.step % self.cfg.n_tasks
         xs, w, net, args = (xs[None] if xs.ndim == 4 else xs), self.encoder.tasks[k], self.inner_net, (c.inner_steps, c.inner_lr)
         self.encoder.train(); self.opt.zero_grad(set_to_none=True)
-        if c.order == "second" and c.inner_memory == "recompute":
+        if c.inner_arch != "ridge" and c.order == "second" and c.inner_memory == "recompute":
             with torch.no_grad(): L = torch.stack([c.task_temp*(self.encoder(x) @ w) for x in xs])
             ag, G = recomputed_agreement(net, self.inits, xs, L, x_heldout, *args)
             un = _encoder_backward(self.encoder, xs, w, c.task_temp, G, c.uniformity_coef, c.uniformity_t)
@@ -273,8 +293,9 @@ class Discovery:
             hs = [self.encoder(x) for x in xs]
             L = torch.stack([c.task_temp*(h @ w) for h in hs])
             un = torch.stack([uniformity(h, c.uniformity_t) for h in hs]).mean()
-            ag = (unrolled_agreement(net, self.inits, xs, L, x_heldout, *args) if c.order == "second" else
-                  first_order_agreement(net, self.inits, xs, L, x_heldout, c.task_temp*(self.encoder(x_heldout) @ w), *args))
+            if c.inner_arch == "ridge": ag = agreement_loss(*ridge_pair(xs, L, x_heldout, c.ridge_lambda, c.task_temp))
+            elif c.order == "second": ag = unrolled_agreement(net, self.inits, xs, L, x_heldout, *args)
+            else: ag = first_order_agreement(net, self.inits, xs, L, x_heldout, c.task_temp*(self.encoder(x_heldout) @ w), *args)
             (ag + c.uniformity_coef*un).backward()
         self.opt.step()
         self.step += 1
@@ -326,9 +347,10 @@ def agreement_objective(disc:Discovery,      # its encoder, inner networks and c
         xs, xh = X[idx].to(disc.device), X[held].to(disc.device)
         for k in range(c.n_tasks):
             with torch.no_grad(): L, lh = torch.stack([c.task_temp*(enc(x) @ enc.tasks[k]) for x in xs]), two_class(c.task_temp*(enc(xh) @ enc.tasks[k]))
-            fa, fb = _trained_outputs(disc.inner_net, disc.inits, xs, L, xh, c.inner_steps, c.inner_lr)
+            fa, fb = (ridge_pair(xs, L, xh, c.ridge_lambda, c.task_temp) if c.inner_arch == "ridge" else
+                      _trained_outputs(disc.inner_net, disc.inits, xs, L, xh, c.inner_steps, c.inner_lr))
             ag, proxy = agreement_loss(fa, fb).item(), 0.5*(soft_cross_entropy(fa, lh) + soft_cross_entropy(fb, lh)).item()
-            rows.append({"round": r, "task": k, "meta_loss": ag if c.order == "second" else proxy, "agreement_loss": ag,
+            rows.append({"round": r, "task": k, "meta_loss": ag if c.order == "second" or c.inner_arch == "ridge" else proxy, "agreement_loss": ag,
                          "proxy_loss": proxy, "agreement": (fa.argmax(1) == fb.argmax(1)).float().mean().item()})
     with torch.no_grad():
         for k, b in enc.named_buffers(): b.copy_(saved[k])
