@@ -53,7 +53,7 @@ def dataset(root: Path, name: str, n_speech: int, n_bg: int, n_synth: int) -> pd
     bg = bg.iloc[: n_bg] if n_bg else bg
     if name == "clean":                      # the backgrounds alone: what a perfect separation would hand discovery
         man = bg.assign(hidden_labels=[[l[0], esc50_major_category(t)] for l, t in zip(bg.labels, bg.target)],
-                         labels=[["no speech"]] * len(man))
+                         labels=[["no speech"]] * len(bg))
         out.mkdir(parents=True, exist_ok=True); write_manifest(man, out / "manifest.csv")
         return man
     sp = fsdd_manifest(shared_path("data", "fsdd"))
