@@ -255,11 +255,11 @@ def ridge_pair(xs:torch.Tensor,          # (S, B, 1, H, W) training batches (all
                temp:float=5.0,           # held-out two-class logits are (temp·p, -temp·p)
               ) -> list:                 # [(H, 2) logits of learner A, the same of B]; differentiable in L
     "Held-out logits of two closed-form ridge regressions of tanh(L/2), fitted on the first and the second half of each batch."
-    h, D = xs.shape[1]//2, xs[0, 0].numel()
+    D = x_heldout[0].numel()
     fh, outs = x_heldout.flatten(1)/math.sqrt(D), []
-    for part in (slice(0, h), slice(h, 2*h)):
-        f = xs[:, part].flatten(2).flatten(0, 1)/math.sqrt(D)                      # (S·h, D)
-        a = torch.linalg.solve(f @ f.T + lam*torch.eye(len(f), dtype=f.dtype, device=f.device), torch.tanh(L[:, part].flatten()/2))
+    for x, ls in _halves(xs, L):                                                   # A: first halves, B: second halves
+        f = torch.cat(x).flatten(1)/math.sqrt(D)                                   # (S·B/2, D)
+        a = torch.linalg.solve(f @ f.T + lam*torch.eye(len(f), dtype=f.dtype, device=f.device), torch.tanh(ls.flatten()/2))
         outs.append(two_class(temp*((fh @ f.T) @ a)))
     return outs
 
