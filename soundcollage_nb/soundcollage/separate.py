@@ -10,11 +10,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core import SoundCollageError, get_device
+import pandas as pd
+
+from ..core import ParameterError, SoundCollageError, get_device
 
 # %% auto #0
 __all__ = ['knn_size', 'repet_sim_neighbours', 'batcher_network', 'median_network', 'nn_median', 'softmask', 'separation_width',
-           'librosa_time_to_frames', 'Separation', 'repet_sim_batch', 'repet_sim', 'librosa_repet_sim', 'snr_db']
+           'librosa_time_to_frames', 'Separation', 'repet_sim_masks', 'repet_sim_batch', 'repet_sim',
+           'librosa_repet_sim', 'snr_db', 'source_routing']
 
 # %% ../../nbs/10_soundcollage.separate.ipynb #c005
 def knn_size(n_frames:int, width:int) -> tuple[int, int]:
@@ -154,22 +157,29 @@ class Separation:
     width_frames: int
     width_shrunk: bool
 
-def repet_sim_batch(Y, sr:int=22050, n_fft:int=2048, hop_length:int=512, width_seconds:float=2.0,
+def _stft(x:torch.Tensor, n_fft:int, hop_length:int) -> torch.Tensor:
+    window = torch.hann_window(n_fft, periodic=True, device=x.device)
+    return torch.stft(x, n_fft, hop_length, window=window, center=True, pad_mode="constant", return_complex=True)
+
+def repet_sim_masks(x:torch.Tensor, sr:int=22050, n_fft:int=2048, hop_length:int=512, width_seconds:float=2.0,
                     margin_background:float=2.0, margin_vocal:float=10.0, power:float=2.0,
-                    device:str="auto", exact_knn:bool=None, chunk:int=64) -> Separation:
-    "REPET-SIM on a batch `Y` (B, n) of equal-length clips; see the notebook for the recipe."
-    dev = get_device(device)
-    x = torch.as_tensor(np.asarray(Y, dtype=np.float32) if not torch.is_tensor(Y) else Y, dtype=torch.float32, device=dev)
-    if x.ndim == 1: x = x[None]
+                    exact_knn:bool=None, chunk:int=64) -> tuple:
+    "(STFT X, vocal mask, background mask, width, shrunk) of a float32 batch `x` (B, n) on its device."
     if not torch.isfinite(x).all(): raise SoundCollageError("REPET-SIM input has non-finite samples")
     width, shrunk = separation_width(x.shape[-1], sr, width_seconds, hop_length)
-    window = torch.hann_window(n_fft, periodic=True, device=dev)
-    X = torch.stft(x, n_fft, hop_length, window=window, center=True, pad_mode="constant", return_complex=True)
-    S = X.abs()
+    X = _stft(x, n_fft, hop_length); S = X.abs()
     idx, count = repet_sim_neighbours(S, width, exact_knn)
     S_filter = torch.minimum(S, nn_median(S, idx, count, chunk))
     mask_bg = softmask(S_filter, margin_background*(S - S_filter), power)
     mask_v = softmask(S - S_filter, margin_vocal*S_filter, power)
+    return X, mask_v, mask_bg, width, shrunk
+
+def repet_sim_batch(Y, sr:int=22050, n_fft:int=2048, hop_length:int=512, device:str="auto", **kwargs) -> Separation:
+    "REPET-SIM on a batch `Y` (B, n) of equal-length clips (`kwargs`: `repet_sim_masks`'); see the notebook for the recipe."
+    x = torch.as_tensor(np.asarray(Y, dtype=np.float32) if not torch.is_tensor(Y) else Y, dtype=torch.float32, device=get_device(device))
+    if x.ndim == 1: x = x[None]
+    X, mask_v, mask_bg, width, shrunk = repet_sim_masks(x, sr, n_fft, hop_length, **kwargs)
+    window = torch.hann_window(n_fft, periodic=True, device=x.device)
     inv = lambda M: torch.istft(M*X, n_fft, hop_length, window=window, center=True, length=x.shape[-1])
     return Separation(inv(mask_v).cpu().numpy(), inv(mask_bg).cpu().numpy(), width, shrunk)
 
@@ -195,3 +205,23 @@ def snr_db(reference:np.ndarray, estimate:np.ndarray) -> float:
     "SNR of `estimate` against `reference` in dB (inf when identical)."
     err = float(np.sum((np.asarray(reference, np.float64) - estimate)**2))
     return float("inf") if err == 0 else 10*np.log10(max(float(np.sum(np.asarray(reference, np.float64)**2)), 1e-30)/err)
+
+# %% ../../nbs/10_soundcollage.separate.ipynb #rt02
+def source_routing(sources:dict,          # name -> (n,) waveform; their sum is the mixture that is separated
+                   sr:int=22050,
+                   n_fft:int=2048, hop_length:int=512,
+                   device:str="auto",
+                   **kwargs,                  # `repet_sim_masks`' settings
+                  ) -> pd.DataFrame:          # source, energy_share (of the sources' energy), vocal, background
+    "Per source, the share of its STFT energy that REPET-SIM's vocal (Comp#1) and background (Comp#2) masks of the mixture keep."
+    names = list(sources)
+    if not names: raise ParameterError("source_routing: no sources")
+    ys = [np.asarray(sources[k], np.float32) for k in names]
+    if len({y.shape for y in ys}) != 1 or ys[0].ndim != 1:
+        raise ParameterError(f"source_routing: sources must be 1-D and of one length, got {[y.shape for y in ys]}")
+    s = torch.as_tensor(np.stack(ys), device=get_device(device))
+    X, mask_v, mask_bg, *_ = repet_sim_masks(s.sum(0, keepdim=True), sr, n_fft, hop_length, **kwargs)
+    Xs = _stft(s, n_fft, hop_length)
+    e = Xs.abs().pow(2).sum((1, 2))
+    share = lambda M: ((M*Xs).abs().pow(2).sum((1, 2))/e).cpu().numpy()
+    return pd.DataFrame({"source": names, "energy_share": (e/e.sum()).cpu().numpy(), "vocal": share(mask_v), "background": share(mask_bg)})
