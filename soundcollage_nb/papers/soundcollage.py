@@ -26,10 +26,10 @@ from ..datasets import manifest_fingerprint
 
 # %% auto #0
 __all__ = ['RUNS', 'RUN_ORDER', 'PAPER_SYSTEM', 'TABLE3_READINGS', 'TABLE3_READING', 'PAPER_METRIC', 'SOUNDCOLLAGE_SCALES',
-           'ancestor_names', 'scale_datasets', 'split_by_recording', 'run_experiment', 'load_run', 'experiment_runs',
-           'paper_cell', 'table1_sizes', 'table2_clarity_as', 'class_names', 'table3_silence_classes',
-           'table4_downstream', 'common_clarity_threshold', 'table5_heldout', 'top_classes', 'figure2_top_classes',
-           'default_paper_labeler', 'paper_experiments', 'paper_heldout']
+           'ancestor_names', 'scale_datasets', 'split_by_recording', 'experiment_key', 'run_experiment', 'load_run',
+           'experiment_runs', 'paper_cell', 'table1_sizes', 'table2_clarity_as', 'class_names',
+           'table3_silence_classes', 'table4_downstream', 'common_clarity_threshold', 'table5_heldout', 'top_classes',
+           'figure2_top_classes', 'default_paper_labeler', 'paper_experiments', 'paper_heldout']
 
 # %% ../../nbs/81_papers.soundcollage.ipynb #c005
 def _fsd_name(name:str) -> str: return name.replace(",", "")     # "Domestic sounds, home sounds" as the paper's tables print it
@@ -103,13 +103,20 @@ def split_by_recording(manifest:pd.DataFrame,   # one label per clip and a recor
 # %% ../../nbs/81_papers.soundcollage.ipynb #c008
 RUNS = {"comp1": ("vocal",), "comp2": ("background",)}
 
+def experiment_key(manifest:pd.DataFrame, scale:str, n_tasks:int=32, components=("comp1", "comp2"), labeler="ground-truth",
+                   **overrides) -> dict:
+    "What `done.json` must record for a finished experiment to be reused: settings, the scale's discovery settings, the data."
+    from soundcollage_nb.soundcollage.discovery import DISCOVERY_SCALES
+    return {"scale": scale, "n_tasks": n_tasks, "components": list(components), "data": manifest_fingerprint(manifest),
+            "labeler": labeler if isinstance(labeler, str) else getattr(labeler, "local_type", type(labeler).__name__),
+            "discovery": dict(DISCOVERY_SCALES[check_scale(scale)]), **overrides}      # the engine is not part of the key
+
 def run_experiment(name:str, manifest:pd.DataFrame, scale:str, runs_dir, seed:int=0, labeler="ground-truth",
                    device:str="auto", n_tasks:int=32, components=("comp1", "comp2"), progress:bool=False,
                    engine:str="local", ray_address:str=None, **overrides) -> Path:
     "Run (or reuse) Comp#1 / Comp#2 / baseline discovery on one dataset; returns its folder."
     out = Path(runs_dir)/"soundcollage"/name/f"seed{seed}"
-    want = {"scale": scale, "n_tasks": n_tasks, "components": list(components), "data": manifest_fingerprint(manifest),
-            "labeler": labeler if isinstance(labeler, str) else getattr(labeler, "local_type", type(labeler).__name__), **overrides}   # the engine is not part of the key
+    want = experiment_key(manifest, scale, n_tasks, components, labeler, **overrides)
     if is_done(out, want): return out
     for i, run in enumerate(components):
         discover(manifest, out/run, labeler=labeler, scale=scale, components=RUNS[run], device=device, n_tasks=n_tasks,
