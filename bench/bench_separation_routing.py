@@ -24,16 +24,21 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 
 
-def synth_rows(n: int) -> list:
+def routing_row(dataset: str, clip_id: str, cls: str, group: str, foreground, background) -> dict:
+    "One clip's row: the share of the foreground's and the background's STFT energy in Comp#2 and Comp#1."
     from soundcollage_nb.soundcollage.separate import source_routing
+    r = source_routing({"fg": foreground, "bg": background}, device="cpu").set_index("source")
+    return {"dataset": dataset, "clip_id": clip_id, "class": cls, "group": group,
+            **{f"{s}_to_comp{c}": r.loc[s, col] for s in ("bg", "fg") for c, col in ((2, "background"), (1, "vocal"))}}
+
+
+def synth_rows(n: int) -> list:
     from soundcollage_nb.synth import synth_clip
     rows = []
     for i in range(n):
         _, row, src = synth_clip(i, seed=0, return_sources=True)
-        r = source_routing({"foreground": src["foreground"], "background": src["background"]}, device="cpu").set_index("source")
-        rows.append({"dataset": "synth", "clip_id": row["clip_id"], "class": "+".join(row["hidden_labels"]), "group": "+".join(row["hidden_labels"]),
-                     **{f"{s}_to_comp{c}": r.loc[k, col] for s, k in (("bg", "background"), ("fg", "foreground"))
-                        for c, col in ((2, "background"), (1, "vocal"))}})
+        name = "+".join(row["hidden_labels"])
+        rows.append(routing_row("synth", row["clip_id"], name, name, src["foreground"], src["background"]))
     return rows
 
 
@@ -42,7 +47,6 @@ def mixture_rows(root: Path, snr: float) -> list:
     from soundcollage_nb.audio import load_audio
     from soundcollage_nb.core import shared_path
     from soundcollage_nb.datasets import esc50_manifest
-    from soundcollage_nb.soundcollage.separate import source_routing
     name = f"snr{snr:+g}"
     man = dataset(root, name, n_speech=100, n_bg=0, n_synth=0)
     esc = esc50_manifest(shared_path("data", "esc50-public")).set_index("clip_id")
@@ -51,10 +55,7 @@ def mixture_rows(root: Path, snr: float) -> list:
         mix = load_audio(r.path, 22050)
         bg = load_audio(esc.loc[r.background, "path"], 22050)
         bg = np.pad(bg, (0, max(0, len(mix) - len(bg))))[: len(mix)] * r.gain
-        out = source_routing({"speech": mix - bg, "background": bg}, device="cpu").set_index("source")
-        rows.append({"dataset": name, "clip_id": r.clip_id, "class": r.hidden_labels[0], "group": r.hidden_labels[1],
-                     **{f"{s}_to_comp{c}": out.loc[k, col] for s, k in (("bg", "background"), ("fg", "speech"))
-                        for c, col in ((2, "background"), (1, "vocal"))}})
+        rows.append(routing_row(name, r.clip_id, r.hidden_labels[0], r.hidden_labels[1], mix - bg, bg))
     return rows
 
 
