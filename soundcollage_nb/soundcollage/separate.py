@@ -161,6 +161,10 @@ def _stft(x:torch.Tensor, n_fft:int, hop_length:int) -> torch.Tensor:
     window = torch.hann_window(n_fft, periodic=True, device=x.device)
     return torch.stft(x, n_fft, hop_length, window=window, center=True, pad_mode="constant", return_complex=True)
 
+def _istft(X:torch.Tensor, n_fft:int, hop_length:int, length:int) -> torch.Tensor:
+    window = torch.hann_window(n_fft, periodic=True, device=X.device)
+    return torch.istft(X, n_fft, hop_length, window=window, center=True, length=length)
+
 def repet_sim_masks(x:torch.Tensor, sr:int=22050, n_fft:int=2048, hop_length:int=512, width_seconds:float=2.0,
                     margin_background:float=2.0, margin_vocal:float=10.0, power:float=2.0,
                     exact_knn:bool=None, chunk:int=64) -> tuple:
@@ -179,8 +183,7 @@ def repet_sim_batch(Y, sr:int=22050, n_fft:int=2048, hop_length:int=512, device:
     x = torch.as_tensor(np.asarray(Y, dtype=np.float32) if not torch.is_tensor(Y) else Y, dtype=torch.float32, device=get_device(device))
     if x.ndim == 1: x = x[None]
     X, mask_v, mask_bg, width, shrunk = repet_sim_masks(x, sr, n_fft, hop_length, **kwargs)
-    window = torch.hann_window(n_fft, periodic=True, device=x.device)
-    inv = lambda M: torch.istft(M*X, n_fft, hop_length, window=window, center=True, length=x.shape[-1])
+    inv = lambda M: _istft(M*X, n_fft, hop_length, x.shape[-1])
     return Separation(inv(mask_v).cpu().numpy(), inv(mask_bg).cpu().numpy(), width, shrunk)
 
 def repet_sim(y:np.ndarray, sr:int=22050, **kwargs) -> tuple[np.ndarray, np.ndarray]:
