@@ -16,6 +16,7 @@ from ..datasets import (esc50_manifest, audioset_manifest, audioset_subset, fsd5
 from ..synth import cached_synth_dataset, SynthConfig
 from ..audio import load_item
 from ..soundcollage.pipeline import discover, clearest_task
+from ..soundcollage.discovery import DISCOVERY_SCALES
 from ..soundcollage.clarity import task_side
 from ..soundcollage.downstream import heldout_eval, METRICS
 from ..soundcollage.labeling import default_labeler, Labeler, RayLabeler
@@ -106,7 +107,6 @@ RUNS = {"comp1": ("vocal",), "comp2": ("background",)}
 def experiment_key(manifest:pd.DataFrame, scale:str, n_tasks:int=32, components=("comp1", "comp2"), labeler="ground-truth",
                    **overrides) -> dict:
     "What `done.json` must record for a finished experiment to be reused: settings, the scale's discovery settings, the data."
-    from soundcollage_nb.soundcollage.discovery import DISCOVERY_SCALES
     return {"scale": scale, "n_tasks": n_tasks, "components": list(components), "data": manifest_fingerprint(manifest),
             "labeler": labeler if isinstance(labeler, str) else getattr(labeler, "local_type", type(labeler).__name__),
             "discovery": dict(DISCOVERY_SCALES[check_scale(scale)]), **overrides}      # the engine is not part of the key
